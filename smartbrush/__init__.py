@@ -1,0 +1,17 @@
+"""SmartBrush: text and shape guided object inpainting.
+
+Heavy parts (torch, diffusers) load lazily, so the pure-Python modules (protocol, client, editing)
+import cheaply and can be vendored into image-editor plugins.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["SmartBrushPipeline", "SmartBrushPipelineOutput", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("SmartBrushPipeline", "SmartBrushPipelineOutput"):
+        from smartbrush import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'smartbrush' has no attribute {name!r}")
