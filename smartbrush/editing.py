@@ -1,0 +1,316 @@
+"""Editor-independent plugin logic shared by the Krita and GIMP plugins.
+
+Plain Python only (no numpy, no torch, no Qt): this file is copied into each editor's plugin folder.
+Pixel buffers are `bytes` and images are the protocol's raw image dicts
+``{"width": w, "height": h, "mode": "RGB" | "RGBA" | "L", "data": bytes}``. Per-pixel work uses
+extended slices (``out[0::4] = rgb[2::3]``), which run at C speed.
+
+A fill in an editor is:
+
+1. ``context_rect(selection_bounds, canvas_size)``: the part of the canvas the daemon sees (the
+   selection plus context around it, clamped to the canvas, so a large canvas isn't sent whole);
+2. read the visible pixels and the selection inside that rectangle from the editor;
+3. ``image_from_pixels`` / ``mask_from_selection`` / ``build_fill_request``;
+4. send it with ``smartbrush.client.Client.fill``;
+5. ``layer_pixels(result image, result alpha)`` -> a new layer at the context rectangle's origin,
+   named ``layer_name(prompt, seed)``: transparent outside the filled region, so nothing underneath
+   changes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
+# Where each of R, G, B, A sits in an editor's 4-byte pixel.
+PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
+
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 1000
+MAX_VARIATIONS = 16
+PROMPT_CHARS_IN_NAME = 40
+
+
+class EditingError(Exception):
+    """A problem the user can fix; str(error) is the message to show them."""
+
+
+class NoSelection(EditingError):
+    """There is no (usable) selection to fill."""
+
+
+NO_SELECTION_MESSAGE = (
+    "Nothing is selected. Select the area to fill first (any selection tool; soft edges are kept)."
+)
+FAINT_SELECTION_MESSAGE = (
+    "The selection is too faint: no pixel is selected by 50 % or more. "
+    "Select the area to fill with a stronger selection."
+)
+EMPTY_PROMPT_MESSAGE = "Describe what to paint in the prompt box first."
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A pixel rectangle; right and bottom are exclusive."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.height
+
+    def is_empty(self) -> bool:
+        return self.width <= 0 or self.height <= 0
+
+
+@dataclass
+class FillOptions:
+    """What the user asked for (docker, dialog or script)."""
+
+    prompt: str
+    negative_prompt: str = ""
+    # "auto": the daemon decides (rectangle -> 1, otherwise from the soft edge's feather);
+    # a float in [0, 1]: 0 = follow the selection's shape, 1 = anywhere in its bounding box.
+    precision: float | str = "auto"
+    steps: int = 20
+    guidance: float = 4.0
+    seed: int | None = None  # None: a random seed
+    variations: int = 1
+    preview: bool = True
+
+
+# --- geometry ------------------------------------------------------------------------------------
+
+
+def mask_bounds(data: bytes, width: int, height: int) -> Rect | None:
+    """The tight bounds of the non-zero pixels of a 1 byte/pixel mask, or None if it is all zero."""
+    _check_length(data, width, height, 1)
+    top = bottom = None
+    left, right = width, 0
+    for row in range(height):
+        line = data[row * width : (row + 1) * width]
+        leading = len(line) - len(line.lstrip(b"\x00"))
+        if leading == width:
+            continue
+        trailing = len(line) - len(line.rstrip(b"\x00"))
+        top = row if top is None else top
+        bottom = row
+        left = min(left, leading)
+        right = max(right, width - trailing)
+    if top is None:
+        return None
+    return Rect(left, top, right - left, bottom + 1 - top)
+
+
+def context_rect(
+    selection: Rect,
+    canvas_width: int,
+    canvas_height: int,
+    *,
+    padding: int | None = None,
+) -> Rect:
+    """The selection's bounds grown by `padding` pixels of context on each side, clamped to the canvas.
+
+    The default padding is half the selection's larger side, at least 32 px: the model needs to see
+    the surroundings to fill in something that fits, but not the whole of a large canvas.
+    """
+    if padding is None:
+        padding = max(32, max(selection.width, selection.height) // 2)
+    left = max(0, selection.x - padding)
+    top = max(0, selection.y - padding)
+    right = min(canvas_width, selection.right + padding)
+    bottom = min(canvas_height, selection.bottom + padding)
+    rect = Rect(left, top, right - left, bottom - top)
+    if rect.is_empty():
+        raise NoSelection(NO_SELECTION_MESSAGE)
+    return rect
+
+
+# --- editor pixels -> request --------------------------------------------------------------------
+
+
+def mask_from_selection(data: bytes, width: int, height: int) -> dict:
+    """A selection's bytes (1 byte/pixel, 0 = unselected, 255 = selected, soft values kept) as a mask.
+
+    Raises NoSelection when nothing is selected in the area, or nothing by 50 % or more (the model
+    thresholds soft masks at 128).
+    """
+    _check_length(data, width, height, 1)
+    strongest = max(data, default=0)
+    if strongest == 0:
+        raise NoSelection(NO_SELECTION_MESSAGE)
+    if strongest < 128:
+        raise NoSelection(FAINT_SELECTION_MESSAGE)
+    return {"width": width, "height": height, "mode": "L", "data": bytes(data)}
+
+
+def image_from_pixels(data: bytes, width: int, height: int, order: str = "BGRA") -> dict:
+    """4-byte editor pixels (Krita "BGRA", GIMP "RGBA") as an RGB image, transparent parts over white."""
+    _check_length(data, width, height, 4)
+    r, g, b, a = (data[i::4] for i in PIXEL_ORDERS[order])
+    # Not opaque everywhere: composite over white, as the canvas shows it.
+    if a.count(255) != len(a):
+        r, g, b = (_over_white(channel, a) for channel in (r, g, b))
+    rgb = bytearray(width * height * 3)
+    rgb[0::3], rgb[1::3], rgb[2::3] = r, g, b
+    return {"width": width, "height": height, "mode": "RGB", "data": bytes(rgb)}
+
+
+def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
+    """The fill request for the daemon (see smartbrush.protocol), after checking the options."""
+    if (image["width"], image["height"]) != (mask["width"], mask["height"]):
+        raise ValueError(
+            f"image is {image['width']}x{image['height']} but mask is {mask['width']}x{mask['height']}"
+        )
+    prompt = " ".join(options.prompt.split())
+    if not prompt:
+        raise EditingError(EMPTY_PROMPT_MESSAGE)
+    request = {
+        "image": image,
+        "mask": mask,
+        "prompt": prompt,
+        "negative_prompt": " ".join(options.negative_prompt.split()),
+        "precision": check_precision(options.precision),
+        "steps": _check_int("Steps", options.steps, 1, MAX_STEPS),
+        "guidance": _check_number("Guidance", options.guidance, 0.0, 100.0),
+        "seed": _check_int(
+            "Seed", random_seed() if options.seed is None else options.seed, 0, MAX_SEED
+        ),
+        "variations": _check_int("Variations", options.variations, 1, MAX_VARIATIONS),
+        "preview": bool(options.preview),
+    }
+    return request
+
+
+def check_precision(precision: float | str) -> float | str:
+    """Return "auto" or a number in [0, 1] (0 = exact shape, 1 = anywhere in the box)."""
+    if isinstance(precision, str):
+        if precision.strip().lower() == "auto":
+            return "auto"
+        try:
+            precision = float(precision)
+        except ValueError:
+            raise EditingError(
+                f'Precision must be "auto" or a number from 0 to 1, not {precision!r}.'
+            ) from None
+    return _check_number("Precision", precision, 0.0, 1.0)
+
+
+def random_seed() -> int:
+    return random.SystemRandom().randint(0, MAX_SEED)
+
+
+# --- result -> editor layer ----------------------------------------------------------------------
+
+
+def layer_pixels(image: dict, alpha: dict | None = None, order: str = "BGRA") -> bytes:
+    """A result image as 4-byte layer pixels in the editor's byte order.
+
+    The opacity is `alpha` (the daemon's paste alpha: 0 outside the filled region, soft at its edge),
+    else the image's own alpha channel, so the new layer is transparent where nothing was filled.
+    """
+    width, height, mode = image["width"], image["height"], image["mode"]
+    if mode not in ("RGB", "RGBA"):
+        raise ValueError(f"result image must be RGB or RGBA, not {mode}")
+    channels = CHANNELS[mode]
+    _check_length(image["data"], width, height, channels)
+    if alpha is not None:
+        if (alpha["width"], alpha["height"], alpha["mode"]) != (width, height, "L"):
+            raise ValueError("result alpha must be an L image of the result's size")
+        _check_length(alpha["data"], width, height, 1)
+        opacity = alpha["data"]
+    elif mode == "RGBA":
+        opacity = image["data"][3::4]
+    else:
+        raise ValueError("an RGB result needs an alpha to know where the fill is")
+    data = image["data"]
+    out = bytearray(width * height * 4)
+    for channel, position in enumerate(PIXEL_ORDERS[order]):
+        out[position::4] = opacity if channel == 3 else data[channel::channels]
+    return bytes(out)
+
+
+def layer_name(prompt: str, seed: int) -> str:
+    """ "SmartBrush: <prompt> (seed N)", a long prompt shortened at a word boundary."""
+    return f"SmartBrush: {short_prompt(prompt)} (seed {seed})"
+
+
+def group_name(prompt: str, count: int) -> str:
+    """The group holding several variations of one fill."""
+    return f"SmartBrush: {short_prompt(prompt)} ({count} variations)"
+
+
+def short_prompt(prompt: str, limit: int = PROMPT_CHARS_IN_NAME) -> str:
+    text = " ".join(prompt.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    # End at a word boundary, unless the cut already is one or that would drop too much.
+    if text[limit - 1] != " " and " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def daemon_down_message(endpoint: str, start_command: str | None = "smartbrush serve") -> str:
+    message = f"The SmartBrush daemon is not answering at {endpoint}."
+    if start_command:
+        message += f" Start it with `{start_command}` (or press Start daemon)."
+    return message
+
+
+def user_message(error: BaseException, endpoint: str | None = None) -> str:
+    """One line for the user for anything a fill can raise; never a traceback."""
+    if isinstance(error, EditingError):
+        return str(error)
+    kind = type(error).__name__
+    if kind in ("DaemonUnavailable", "ConnectionRefusedError", "TimeoutError"):
+        return daemon_down_message(endpoint or "the configured endpoint", start_command=None)
+    if kind in ("Cancelled", "FillCancelled", "JobCancelled"):
+        return "Cancelled."
+    text = str(error).strip() or kind
+    if _is_smartbrush_error(error):
+        return f"The SmartBrush daemon reported an error: {text}"
+    return f"SmartBrush failed: {text}"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _is_smartbrush_error(error: BaseException) -> bool:
+    return any(cls.__name__ == "SmartBrushError" for cls in type(error).__mro__)
+
+
+def _over_white(channel: bytes, alpha: bytes) -> bytes:
+    return bytes(255 - ((255 - c) * a + 127) // 255 for c, a in zip(channel, alpha, strict=True))
+
+
+def _check_length(data: bytes, width: int, height: int, channels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, not {width}x{height}")
+    if len(data) != width * height * channels:
+        raise ValueError(
+            f"expected {width}x{height}x{channels} = {width * height * channels} bytes, got {len(data)}"
+        )
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise EditingError(f"{name} must be a whole number from {low} to {high}, not {value!r}.")
+    return value
+
+
+def _check_number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise EditingError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}.")
+    return float(value)
