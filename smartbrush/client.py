@@ -1,0 +1,242 @@
+"""A small synchronous client for the SmartBrush daemon (pure Python: pyzmq + msgpack).
+
+    client = Client()                      # endpoint: argument > $SMARTBRUSH_ENDPOINT > DEFAULT_ENDPOINT
+    info = client.hello()                  # model, device, precision levels, limits
+    result = client.fill({"image": ..., "box": [x, y, w, h], "prompt": "a red ball"},
+                         on_progress=lambda message: print(message["type"]))
+
+`timeout` is the longest silence accepted from the daemon. While a job waits or runs the daemon sends
+a message at least every `KEEPALIVE_SECONDS`, so a silence means the daemon is gone: the client raises
+DaemonUnavailable, drops its socket and opens a fresh one on the next call (reconnecting to a restarted
+daemon). Vendored into the editor plugins, so it must not import torch, numpy or Pillow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from smartbrush import protocol
+
+KEEPALIVE_SECONDS = 2.0  # the daemon's promise; documented in docs/protocol.md
+
+ProgressCallback = Callable[[dict[str, Any]], Any]
+
+
+class SmartBrushError(Exception):
+    """Base class of everything the client raises."""
+
+
+class ClientError(SmartBrushError, ValueError):
+    """The request is invalid; found before sending it."""
+
+
+class DaemonUnavailable(SmartBrushError):
+    """No daemon answered within the timeout (not running, wrong endpoint, wrong keys, or it died)."""
+
+
+class DaemonError(SmartBrushError):
+    """The daemon answered with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+        self.message = message
+
+
+class VersionMismatch(DaemonError):
+    """Client and daemon speak different protocol versions."""
+
+
+class FillCancelled(SmartBrushError):
+    """The fill was cancelled (by this client, another client, or the user)."""
+
+    def __init__(self, job_id: str | None) -> None:
+        super().__init__(f"fill {job_id} was cancelled")
+        self.job_id = job_id
+
+
+def resolve_endpoint(endpoint: str | None = None) -> str:
+    """The endpoint argument, else $SMARTBRUSH_ENDPOINT, else the default loopback endpoint."""
+    return endpoint or os.environ.get(protocol.ENDPOINT_ENV) or protocol.DEFAULT_ENDPOINT
+
+
+class Client:
+    """Talks to one daemon. Not thread-safe: use one Client per thread.
+
+    CURVE: pass `curve_dir` (or set $SMARTBRUSH_CURVE_DIR), a folder made by `smartbrush keys`, holding
+    server.key (the daemon's public key) and client.key_secret (this client's key pair).
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        timeout: float = 30.0,
+        *,
+        curve_dir: str | os.PathLike | None = None,
+        client_name: str = "smartbrush.client",
+    ) -> None:
+        self.endpoint = resolve_endpoint(endpoint)
+        self.timeout = float(timeout)
+        self.client_name = client_name
+        self._context = zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+        self._ids = itertools.count(1)
+        self._curve = _load_curve_keys(curve_dir or os.environ.get(protocol.CURVE_DIR_ENV))
+
+    # --- public API -----------------------------------------------------------------------------
+    def hello(self) -> dict[str, Any]:
+        """Check that a daemon answers and speaks our protocol; returns its info map."""
+        return self._call(protocol.hello_message(self.client_name))
+
+    def info(self) -> dict[str, Any]:
+        return self._call({"type": protocol.INFO})
+
+    def status(self) -> dict[str, Any]:
+        """The daemon's queue: {"running": [...], "queued": [...], ...}."""
+        return self._call({"type": protocol.STATUS})
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a queued or running job (any client may cancel any job)."""
+        self._call({"type": protocol.CANCEL, "job_id": job_id})
+
+    def fill(
+        self, request: dict[str, Any], on_progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Run one fill and return the result map (images, alphas, masks, seeds, precision, timings).
+
+        `on_progress(message)` gets each "accepted", "queued" and "progress" message; if it returns
+        False the job is cancelled and FillCancelled raised. Ctrl-C cancels the job too.
+        """
+        try:
+            normalised = protocol.validate_fill({"type": protocol.FILL, **request})
+        except protocol.ProtocolError as error:
+            raise ClientError(str(error)) from None
+        request_id = self._send(normalised)
+        job_id = None
+        cancel_sent = False
+        try:
+            while True:
+                message = self._receive(request_id)
+                kind = message["type"]
+                job_id = message.get("job_id") or job_id
+                if kind == protocol.RESULT:
+                    return message
+                if kind == protocol.CANCELLED:
+                    raise FillCancelled(job_id)
+                if kind == protocol.ERROR:
+                    raise _daemon_error(message)
+                if on_progress is not None and on_progress(message) is False and not cancel_sent:
+                    self._send_cancel(job_id)
+                    cancel_sent = True
+        except KeyboardInterrupt:
+            if job_id is not None and self._socket is not None:
+                self._send_cancel(job_id)
+            raise
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        reply = self._receive(self._send(message))
+        if reply["type"] == protocol.ERROR:
+            raise _daemon_error(reply)
+        return reply
+
+    def _connect(self) -> zmq.Socket:
+        if self._socket is None:
+            socket = self._context.socket(zmq.DEALER)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_REPLY_BYTES)
+            if self._curve is not None:
+                socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = self._curve
+            socket.connect(self.endpoint)
+            self._socket = socket
+        return self._socket
+
+    def _send(self, message: dict[str, Any]) -> str:
+        request_id = f"{os.getpid()}-{next(self._ids)}"
+        data = protocol.encode({**message, "request_id": request_id})
+        if len(data) > protocol.MAX_MESSAGE_BYTES:
+            raise ClientError(
+                f"request of {len(data)} bytes is over the {protocol.MAX_MESSAGE_BYTES} byte limit"
+            )
+        socket = self._connect()
+        try:
+            socket.send(data, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.close()
+            raise DaemonUnavailable(self._unavailable_text()) from None
+        return request_id
+
+    def _send_cancel(self, job_id: str | None) -> None:
+        if job_id is not None and self._socket is not None:
+            message = {"type": protocol.CANCEL, "job_id": job_id, "request_id": "cancel"}
+            try:
+                self._socket.send(protocol.encode(message), flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    def _receive(self, request_id: str) -> dict[str, Any]:
+        """The next reply to `request_id`, skipping stale replies to earlier requests."""
+        socket = self._connect()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not socket.poll(int(remaining * 1000) + 1, zmq.POLLIN):
+                self.close()  # a fresh socket next time: no stale queue, reconnects cleanly
+                raise DaemonUnavailable(self._unavailable_text())
+            try:
+                message = protocol.decode(socket.recv(), max_bytes=protocol.MAX_REPLY_BYTES)
+            except protocol.ProtocolError as error:
+                raise DaemonError(protocol.BAD_MESSAGE, f"unreadable reply: {error}") from None
+            if message.get("request_id") in (request_id, None):
+                return message
+            # a late reply to a request this client gave up on: ignore it, keep waiting
+            deadline = time.monotonic() + self.timeout
+
+    def _unavailable_text(self) -> str:
+        text = f"no SmartBrush daemon answered at {self.endpoint} within {self.timeout:g} s"
+        if self._curve is not None:
+            text += " (CURVE keys in use: check that they match the daemon's)"
+        return text + "; start one with `smartbrush serve`"
+
+
+def _daemon_error(message: dict[str, Any]) -> DaemonError:
+    code = str(message.get("code", protocol.INTERNAL))
+    text = str(message.get("message", "the daemon reported an error"))
+    if code == protocol.VERSION_MISMATCH:
+        return VersionMismatch(code, text)
+    return DaemonError(code, text)
+
+
+def _load_curve_keys(curve_dir: str | os.PathLike | None) -> tuple[bytes, bytes, bytes] | None:
+    """(server public, client public, client secret) from a `smartbrush keys` folder, or None."""
+    if not curve_dir:
+        return None
+    import zmq.auth  # only when CURVE is used
+
+    folder = Path(curve_dir)
+    try:
+        server_public, _ = zmq.auth.load_certificate(folder / "server.key")
+        client_public, client_secret = zmq.auth.load_certificate(folder / "client.key_secret")
+    except (OSError, ValueError) as error:
+        raise ClientError(f"cannot read CURVE keys from {folder}: {error}") from None
+    if client_secret is None:
+        raise ClientError(f"{folder / 'client.key_secret'} holds no secret key")
+    return server_public, client_public, client_secret

@@ -1,0 +1,366 @@
+"""The SmartBrush wire protocol: message names, fields, limits, encoding and request validation.
+
+Pure Python on purpose (only `msgpack`, no torch, no numpy, no Pillow): this module is vendored into the
+Krita and GIMP plugins, which run on the system python3 with python3-msgpack and python3-zmq only.
+docs/protocol.md describes the protocol for people; this module is the normative version.
+
+Transport: a client DEALER socket talks to the daemon's ROUTER socket. Every message is ONE ZeroMQ frame
+holding one msgpack map with a "type" field. Images are maps {"width", "height", "mode", "data"} with raw
+8-bit pixels, row-major, no padding ("RGB": 3 bytes a pixel, "RGBA": 4, "L": 1). Requests may send
+{"png": bytes} instead; replies always use raw images.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+# 5737 spells "SB" on a phone keypad ... nearly; above all it is not used by common local AI tools
+# (7860 Gradio, 8188 ComfyUI, 5000/8000 web servers, 11434 Ollama).
+DEFAULT_PORT = 5737
+DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+ENDPOINT_ENV = "SMARTBRUSH_ENDPOINT"
+CURVE_DIR_ENV = "SMARTBRUSH_CURVE_DIR"
+
+# --- message types ----------------------------------------------------------------------------------
+# client -> daemon
+HELLO = (
+    "hello"  # {"protocol_version": int, "client": str}          -> INFO (or ERROR version_mismatch)
+)
+INFO = "info"  # {}                                                -> INFO
+FILL = "fill"  # see FILL_FIELDS                                   -> ACCEPTED, PROGRESS*, RESULT|ERROR|CANCELLED
+CANCEL = "cancel"  # {"job_id": str}                                  -> CANCELLED (to the job's client) + OK
+STATUS = "status"  # {}                                                -> STATUS
+REQUEST_TYPES = (HELLO, INFO, FILL, CANCEL, STATUS)
+
+# daemon -> client (INFO and STATUS above are also reply types)
+ACCEPTED = "accepted"  # {"job_id", "queue_position", "sequence"}
+QUEUED = "queued"  # {"job_id", "queue_position"}: keep-alive while the job waits
+PROGRESS = "progress"  # {"job_id", "step", "total", "preview": image | None}
+RESULT = "result"  # {"job_id", "images", "alphas", "masks", "seeds", "precision", "run_index", "timings"}
+ERROR = "error"  # {"code", "message", "job_id": str | None}
+CANCELLED = "cancelled"  # {"job_id"}
+OK = "ok"  # {}: acknowledges a CANCEL request
+FINAL_REPLY_TYPES = (RESULT, ERROR, CANCELLED)
+
+# Every request may carry "request_id" (str or int, <= 64 chars); every reply to it echoes it back, so a
+# client can ignore stale replies to requests it gave up on.
+
+# --- error codes ------------------------------------------------------------------------------------
+BAD_MESSAGE = "bad_message"  # not msgpack, not a map, over a msgpack limit
+BAD_REQUEST = "bad_request"  # a field is missing, has the wrong type or is out of range
+UNKNOWN_TYPE = "unknown_type"
+TOO_LARGE = "too_large"  # an image over MAX_PIXELS (checked before decoding)
+BAD_IMAGE = "bad_image"  # a PNG that does not decode, a buffer of the wrong length
+VERSION_MISMATCH = "version_mismatch"
+QUEUE_FULL = "queue_full"
+UNKNOWN_JOB = "unknown_job"
+SHUTTING_DOWN = "shutting_down"
+OUT_OF_MEMORY = "out_of_memory"
+INTERNAL = "internal"
+
+# --- limits -----------------------------------------------------------------------------------------
+MAX_PIXELS = 4096 * 4096  # per image (input image, mask)
+MAX_OUTPUT_PIXELS = 4 * MAX_PIXELS  # variations * width * height of one fill
+MAX_PROMPT_CHARS = 1000
+MAX_STEPS = 200
+MAX_VARIATIONS = 8
+MAX_GUIDANCE = 50.0
+MAX_SEED = 2**63 - 1
+MAX_REQUEST_ID_CHARS = 64
+MAX_PREVIEW_SIDE = 256  # previews are downscaled to fit this box
+# a fill with an RGBA image and an L mask at MAX_PIXELS, plus room for the other fields
+MAX_MESSAGE_BYTES = 5 * MAX_PIXELS + (1 << 20)
+# a result: per variation an RGB image, an L alpha and an L mask
+MAX_REPLY_BYTES = 5 * MAX_OUTPUT_PIXELS + (1 << 20)
+
+CHANNELS = {"RGB": 3, "RGBA": 4, "L": 1}
+PRECISION_AUTO = "auto"
+
+FILL_DEFAULTS: dict[str, Any] = {
+    "mask": None,
+    "box": None,
+    "negative_prompt": None,
+    "precision": PRECISION_AUTO,
+    "steps": 20,
+    "guidance": 4.0,
+    "seed": None,
+    "variations": 1,
+    "preview_interval": 0,
+}
+FILL_FIELDS = ("type", "request_id", "image", "prompt", *FILL_DEFAULTS)
+
+LIMITS = {
+    "max_pixels": MAX_PIXELS,
+    "max_output_pixels": MAX_OUTPUT_PIXELS,
+    "max_prompt_chars": MAX_PROMPT_CHARS,
+    "max_steps": MAX_STEPS,
+    "max_variations": MAX_VARIATIONS,
+    "max_guidance": MAX_GUIDANCE,
+    "max_message_bytes": MAX_MESSAGE_BYTES,
+    "max_preview_side": MAX_PREVIEW_SIDE,
+}
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the protocol. `code` is one of the error codes above."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- encoding ---------------------------------------------------------------------------------------
+def encode(message: dict[str, Any]) -> bytes:
+    """A message map as msgpack bytes (str as msgpack str, bytes as msgpack bin)."""
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """msgpack bytes -> a message map with a str "type"; anything else raises ProtocolError.
+
+    The unpacker limits keep a hostile message from allocating more than its own size: no ext types,
+    no bins/strings/arrays/maps larger than the message could hold.
+    """
+    if len(data) > max_bytes:
+        raise ProtocolError(
+            BAD_MESSAGE, f"message of {len(data)} bytes is over the {max_bytes} limit"
+        )
+    try:
+        message = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=max_bytes,
+            max_str_len=max(MAX_PROMPT_CHARS * 4, 1 << 16),
+            max_array_len=1 << 12,
+            max_map_len=64,
+            max_ext_len=0,
+        )
+    except Exception as error:  # msgpack raises several unrelated types for corrupt input
+        raise ProtocolError(BAD_MESSAGE, f"not a msgpack message: {error}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(BAD_MESSAGE, "a message must be a msgpack map")
+    if not isinstance(message.get("type"), str):
+        raise ProtocolError(BAD_MESSAGE, 'a message needs a string "type" field')
+    return message
+
+
+def request_id_of(message: Any) -> str | int | None:
+    """The request_id to echo back, or None when the message has no usable one."""
+    if isinstance(message, dict):
+        request_id = message.get("request_id")
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            return request_id if abs(request_id) <= MAX_SEED else None
+        if isinstance(request_id, str) and len(request_id) <= MAX_REQUEST_ID_CHARS:
+            return request_id
+    return None
+
+
+def error_message(
+    code: str, message: str, request_id: Any = None, job_id: str | None = None
+) -> dict:
+    return {
+        "type": ERROR,
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+        "job_id": job_id,
+    }
+
+
+# --- images -----------------------------------------------------------------------------------------
+def raw_image(width: int, height: int, mode: str, data: bytes) -> dict[str, Any]:
+    """An image map with raw 8-bit pixels (rows top to bottom, no padding)."""
+    return {"width": width, "height": height, "mode": mode, "data": bytes(data)}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG header, read without decoding, so the pixel limit applies first."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ProtocolError(BAD_IMAGE, "not a PNG file")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def check_image(value: Any, name: str, modes: tuple[str, ...] = ("RGB", "RGBA", "L")) -> dict:
+    """Validate an image map (raw or PNG) against the limits, without decoding pixels.
+
+    Returns the map with only the known fields; for PNG adds the declared "width"/"height".
+    """
+    if not isinstance(value, dict):
+        raise ProtocolError(BAD_REQUEST, f"{name} must be a map with width/height/mode/data or png")
+    if "png" in value:
+        png = value["png"]
+        if not isinstance(png, bytes):
+            raise ProtocolError(BAD_REQUEST, f"{name}.png must be bytes")
+        width, height = png_size(png)
+        _check_size(width, height, name)
+        return {"png": png, "width": width, "height": height}
+    width, height, mode, data = (value.get(key) for key in ("width", "height", "mode", "data"))
+    if not (_is_int(width) and _is_int(height)):
+        raise ProtocolError(BAD_REQUEST, f"{name}.width and {name}.height must be integers")
+    _check_size(width, height, name)
+    if mode not in modes:
+        raise ProtocolError(
+            BAD_REQUEST, f"{name}.mode must be one of {', '.join(modes)}, not {mode!r}"
+        )
+    if not isinstance(data, bytes):
+        raise ProtocolError(BAD_REQUEST, f"{name}.data must be bytes")
+    expected = width * height * CHANNELS[mode]
+    if len(data) != expected:
+        raise ProtocolError(
+            BAD_IMAGE,
+            f"{name}.data has {len(data)} bytes; {width}x{height} {mode} needs {expected}",
+        )
+    return raw_image(width, height, mode, data)
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if width < 1 or height < 1:
+        raise ProtocolError(BAD_REQUEST, f"{name} must be at least 1x1, not {width}x{height}")
+    if width * height > MAX_PIXELS:
+        raise ProtocolError(
+            TOO_LARGE, f"{name} is {width}x{height}, over the limit of {MAX_PIXELS} pixels"
+        )
+
+
+# --- requests ---------------------------------------------------------------------------------------
+def hello_message(client: str = "", request_id: Any = None) -> dict[str, Any]:
+    return {
+        "type": HELLO,
+        "protocol_version": PROTOCOL_VERSION,
+        "client": client,
+        "request_id": request_id,
+    }
+
+
+def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
+    """Check a fill request and return it normalised (every field present, defaults filled in).
+
+    Raises ProtocolError with a message that names the field. Pixel buffers are checked for size and
+    length only; decoding PNGs and checking that the mask is not empty is the daemon's job.
+    """
+    if not isinstance(request, dict):
+        raise ProtocolError(BAD_REQUEST, "a fill request must be a map")
+    unknown = sorted(str(key) for key in request if key not in FILL_FIELDS)
+    if unknown:
+        raise ProtocolError(BAD_REQUEST, f"unknown field(s) in fill request: {', '.join(unknown)}")
+    out: dict[str, Any] = {"type": FILL, "request_id": request_id_of(request)}
+    for key, default in FILL_DEFAULTS.items():
+        out[key] = request.get(key, default)
+
+    if "image" not in request:
+        raise ProtocolError(BAD_REQUEST, "a fill request needs an image")
+    out["image"] = image = check_image(request["image"], "image")
+
+    if (out["mask"] is None) == (out["box"] is None):
+        raise ProtocolError(BAD_REQUEST, "a fill request needs exactly one of mask and box")
+    if out["mask"] is not None:
+        out["mask"] = mask = check_image(out["mask"], "mask", modes=("L",))
+        if (mask["width"], mask["height"]) != (image["width"], image["height"]):
+            raise ProtocolError(
+                BAD_REQUEST,
+                f"mask is {mask['width']}x{mask['height']} but image is "
+                f"{image['width']}x{image['height']}; they must match",
+            )
+    else:
+        out["box"] = _check_box(out["box"], image["width"], image["height"])
+
+    out["prompt"] = _check_text(request.get("prompt"), "prompt", required=True)
+    out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
+    out["precision"] = _check_precision(out["precision"])
+    out["steps"] = _check_int(out["steps"], "steps", 1, MAX_STEPS)
+    out["guidance"] = _check_float(out["guidance"], "guidance", 0.0, MAX_GUIDANCE)
+    if out["seed"] is not None:
+        out["seed"] = _check_int(out["seed"], "seed", 0, MAX_SEED)
+    out["variations"] = _check_int(out["variations"], "variations", 1, MAX_VARIATIONS)
+    if out["variations"] * image["width"] * image["height"] > MAX_OUTPUT_PIXELS:
+        raise ProtocolError(
+            TOO_LARGE,
+            f"{out['variations']} variations of {image['width']}x{image['height']} are over the "
+            f"limit of {MAX_OUTPUT_PIXELS} output pixels",
+        )
+    out["preview_interval"] = _check_int(out["preview_interval"], "preview_interval", 0, MAX_STEPS)
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(value: Any, name: str, low: int, high: int) -> int:
+    if not _is_int(value) or not low <= value <= high:
+        raise ProtocolError(
+            BAD_REQUEST, f"{name} must be an integer in [{low}, {high}], not {value!r}"
+        )
+    return value
+
+
+def _check_float(value: Any, name: str, low: float, high: float) -> float:
+    if not (_is_int(value) or isinstance(value, float)) or not (
+        math.isfinite(value) and low <= value <= high
+    ):
+        raise ProtocolError(
+            BAD_REQUEST, f"{name} must be a number in [{low}, {high}], not {value!r}"
+        )
+    return float(value)
+
+
+def _check_precision(value: Any) -> float | str:
+    if value == PRECISION_AUTO:
+        return PRECISION_AUTO
+    if not (_is_int(value) or isinstance(value, float)) or not (
+        math.isfinite(value) and 0.0 <= value <= 1.0
+    ):
+        raise ProtocolError(
+            BAD_REQUEST, f'precision must be a number in [0, 1] or "auto", not {value!r}'
+        )
+    return float(value)
+
+
+def _check_text(value: Any, name: str, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ProtocolError(BAD_REQUEST, f"{name} must be a non-empty string")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise ProtocolError(
+            BAD_REQUEST, f"{name} has {len(value)} characters; the limit is {MAX_PROMPT_CHARS}"
+        )
+    return value
+
+
+def _check_box(value: Any, width: int, height: int) -> list[int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 4 or not all(map(_is_int, value)):
+        raise ProtocolError(BAD_REQUEST, "box must be four integers [x, y, width, height]")
+    x, y, w, h = value
+    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ProtocolError(
+            BAD_REQUEST,
+            f"box {list(value)} must lie inside the {width}x{height} image and not be empty",
+        )
+    return [x, y, w, h]
+
+
+def validate_cancel(request: dict[str, Any]) -> str:
+    job_id = request.get("job_id")
+    if not isinstance(job_id, str) or not 0 < len(job_id) <= MAX_REQUEST_ID_CHARS:
+        raise ProtocolError(BAD_REQUEST, "cancel needs a job_id string")
+    return job_id
+
+
+def validate_hello(request: dict[str, Any]) -> None:
+    version = request.get("protocol_version")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            VERSION_MISMATCH,
+            f"the client speaks SmartBrush protocol {version!r}, this daemon speaks "
+            f"{PROTOCOL_VERSION}; update the older side",
+        )
