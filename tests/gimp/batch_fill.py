@@ -1,0 +1,183 @@
+"""GIMP batch script for tests/test_gimp.py: runs plug-in-smartbrush-fill NON-INTERACTIVE in real GIMP 3.
+
+Run inside the chroot with
+    gimp-console-3.0 -i -d -f --batch-interpreter python-fu-eval \
+        -b 'exec(open("/path/batch_fill.py").read())' --quit
+and SMARTBRUSH_GIMP_JOB=<job.json> in the environment. The job file names the daemon endpoint, an
+endpoint where no daemon listens, and the output folder. For each case this script builds an image
+with known layers, runs the procedure and records what a user would see (status, message, the layer
+stack, every layer's pixels and the selection) in <out>/result.json plus raw pixel files, which the
+test checks with numpy. It judges nothing itself.
+"""
+
+import hashlib
+import json
+import os
+import time
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+WIDTH, HEIGHT = 96, 80
+
+
+def make_image(out):
+    """An RGB image: an opaque gradient "Background" and a half-transparent "Top" layer above it."""
+    image = Gimp.Image.new(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB)
+    background = new_layer(image, "Background", WIDTH, HEIGHT, 0)
+    pixels = bytearray(WIDTH * HEIGHT * 4)
+    for y in range(HEIGHT):
+        for x in range(WIDTH):
+            pixels[(y * WIDTH + x) * 4 : (y * WIDTH + x + 1) * 4] = bytes(
+                (x * 2 % 256, y * 3 % 256, 90, 255)
+            )
+    write(background, bytes(pixels))
+    top = new_layer(image, "Top", 24, 20, 0)
+    top.set_offsets(66, 54)
+    write(top, bytes((10, 200, 30, 128)) * (24 * 20))
+    image.set_selected_layers([background])  # the new layer must go between Background and Top
+    return image, background
+
+
+def new_layer(image, name, width, height, position):
+    layer = Gimp.Layer.new(
+        image, name, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL
+    )
+    image.insert_layer(layer, None, position)
+    return layer
+
+
+def write(layer, data):
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, layer.get_width(), layer.get_height()), "R'G'B'A u8", data)
+    buffer.flush()
+
+
+def read(drawable, babl_format="R'G'B'A u8"):
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    return bytes(drawable.get_buffer().get(rect, 1.0, babl_format, Gegl.AbyssPolicy.NONE))
+
+
+def snapshot(image, out, tag):
+    """The layer stack top to bottom, each layer's geometry and pixels (saved to files)."""
+    layers = []
+    for index, layer in enumerate(image.get_layers()):
+        data = read(layer)
+        path = os.path.join(out, f"{tag}-layer{index}.rgba")
+        with open(path, "wb") as file:
+            file.write(data)
+        _, x, y = layer.get_offsets()
+        layers.append(
+            {
+                "name": layer.get_name(),
+                "x": x,
+                "y": y,
+                "width": layer.get_width(),
+                "height": layer.get_height(),
+                "visible": layer.get_visible(),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "pixels": os.path.basename(path),
+            }
+        )
+    return layers
+
+
+def save_selection(image, out, tag):
+    path = os.path.join(out, f"{tag}-selection.y")
+    with open(path, "wb") as file:
+        file.write(read(image.get_selection(), "Y u8"))
+    return os.path.basename(path)
+
+
+def run_fill(image, drawable, **options):
+    procedure = Gimp.get_pdb().lookup_procedure("plug-in-smartbrush-fill")
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [drawable])
+    for name, value in options.items():
+        config.set_property(name.replace("_", "-"), value)
+    started = time.monotonic()
+    values = procedure.run(config)
+    seconds = time.monotonic() - started
+    status = values.index(0)
+    answer = {"status": status.value_nick, "seconds": round(seconds, 2)}
+    if status == Gimp.PDBStatusType.SUCCESS:
+        layer = values.index(1)
+        answer["layer"] = layer.get_name() if layer else None
+        answer["seed"] = values.index(2)
+    else:
+        answer["message"] = values.index(1) if values.length() > 1 else None
+    return answer
+
+
+def case(out, tag, select, **options):
+    image, background = make_image(out)
+    select(image)
+    before = snapshot(image, out, f"{tag}-before")
+    try:
+        answer = run_fill(image, background, **options)
+    except Exception:
+        answer = {"status": "batch-exception", "message": traceback.format_exc()}
+    record = {
+        "answer": answer,
+        "before": before,
+        "after": snapshot(image, out, f"{tag}-after"),
+        "selection": save_selection(image, out, tag),
+        "width": WIDTH,
+        "height": HEIGHT,
+    }
+    image.delete()
+    return record
+
+
+def main():
+    with open(os.environ["SMARTBRUSH_GIMP_JOB"]) as file:
+        job = json.load(file)
+    out = job["out"]
+    fill = {"prompt": "a red ball", "steps": 2, "endpoint": job["endpoint"]}
+    results = {
+        "rectangle": case(
+            out,
+            "rectangle",
+            lambda image: image.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 16, 40, 30),
+            seed=7,
+            **fill,
+        ),
+        "ellipse": case(
+            out,
+            "ellipse",
+            lambda image: (
+                image.select_ellipse(Gimp.ChannelOps.REPLACE, 14, 10, 50, 44),
+                Gimp.Selection.feather(image, 6.0),
+            ),
+            seed=11,
+            variations=2,
+            auto_precision=False,
+            precision=0.0,
+            negative_prompt="blurry",
+            **fill,
+        ),
+        "no-selection": case(out, "no-selection", Gimp.Selection.none, **fill),
+        "daemon-down": case(
+            out,
+            "daemon-down",
+            lambda image: image.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 16, 40, 30),
+            **dict(fill, endpoint=job["down_endpoint"]),
+        ),
+        "empty-prompt": case(
+            out,
+            "empty-prompt",
+            lambda image: image.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 16, 40, 30),
+            **dict(fill, prompt="   "),
+        ),
+    }
+    with open(os.path.join(out, "result.json"), "w") as file:
+        json.dump(results, file, indent=1)
+
+
+main()
