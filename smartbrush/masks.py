@@ -121,8 +121,9 @@ def is_rectangle(mask: np.ndarray) -> bool:
 def estimate_feather(mask: np.ndarray) -> float:
     """Feather radius in pixels of an 8-bit selection: the width of its soft edge band.
 
-    Editors feather with a blur, so the band of partial values (1..254) around the shape is about as wide
-    as the radius; its area divided by the shape's perimeter gives that width.
+    Editors feather with a Gaussian whose 1/255 tails lie one radius either side of the edge (GIMP:
+    sigma = radius / sqrt(2 ln 255)), so the band of partial values (1..254) is two radii wide; its area
+    divided by the shape's perimeter gives that width.
     """
     mask = np.asarray(mask)
     if mask.dtype != np.uint8:
@@ -132,7 +133,7 @@ def estimate_feather(mask: np.ndarray) -> float:
         return 0.0
     binary = as_binary(mask)
     perimeter = int((binary & ~ndimage.binary_erosion(binary)).sum())
-    return band / max(perimeter, 1)
+    return band / max(perimeter, 1) / 2
 
 
 def feather_to_precision(radius: float, mask: np.ndarray) -> float:

@@ -28,7 +28,7 @@ def tiny_text_encoder(hidden_size: int = 32):
         intermediate_size=37,
         max_position_embeddings=64,
     )
-    return tokenizer, BertModel(config, add_pooling_layer=False).eval()
+    return tokenizer, BertModel(config).eval()
 
 
 def tiny_vae() -> AutoencoderKL:
@@ -67,10 +67,11 @@ def tiny_pipeline(
     with torch.no_grad():
         if mask_head:
             unet.conv_out.weight[channels:].normal_(0, 0.05)
-    return SmartBrushPipeline(
-        unet=unet,
+    pipe = SmartBrushPipeline(
+        unet=unet.eval(),
         scheduler=DDIMScheduler(),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        vae=vae,
+        vae=vae.eval() if vae else None,
     )
+    return pipe

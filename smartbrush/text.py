@@ -22,6 +22,6 @@ def load_minilm(max_tokens: int = DEMO_MAX_TOKENS):
     tokenizer = AutoTokenizer.from_pretrained(
         path, local_files_only=True, model_max_length=max_tokens
     )
-    text_encoder = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+    text_encoder = BertModel.from_pretrained(path, local_files_only=True)
     text_encoder.requires_grad_(False).eval()
     return tokenizer, text_encoder
