@@ -148,7 +148,7 @@ def test_image_modes(tiny_pixel_pipeline):
             tiny_pixel_pipeline(rgb.convert(mode), mask, "x", num_inference_steps=1).images[0].mode
             == "RGB"
         )
-    deep = PIL.Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257))
+    deep = PIL.Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257)
     assert tiny_pixel_pipeline(deep, mask, "x", num_inference_steps=1).images[0].size == (32, 32)
     with pytest.raises(ValueError, match="unsupported image mode 'CMYK'"):
         tiny_pixel_pipeline(rgb.convert("CMYK"), mask, "x")
