@@ -247,6 +247,10 @@ class SmartBrushPipeline(DiffusionPipeline):
         object_mask = m_s
         class_labels = self.class_labels(level, 2 * batch if guided else batch)
         mask_head = has_mask_head(self.unet)
+        # Compat mode (no mask head, e.g. stock SD-inpainting): estimate the object's mask training-free
+        # from where the prompt changes the noise prediction (DiffEdit), from the guidance pass run anyway.
+        estimate_mask = not mask_head and guided
+        text_effect = torch.zeros_like(m_s)
         c = self.image_channels
 
         # 4. denoise with classifier-free guidance and predicted-mask blending
@@ -260,12 +264,16 @@ class SmartBrushPipeline(DiffusionPipeline):
                 uncond, cond = output.chunk(2)
                 output = cond.clone()
                 output[:, :c] = uncond[:, :c] + guidance_scale * (cond[:, :c] - uncond[:, :c])
+                text_effect += (cond[:, :c] - uncond[:, :c]).abs().mean(1, keepdim=True)
             noise_pred = output[:, :c]
             if mask_head:
                 object_mask = (output[:, c:] > 0).to(dtype) * m_s
+            elif estimate_mask:
+                object_mask = diffedit_mask(text_effect, m_s)
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
 
-            if preserve_background and mask_head and i >= mask_blend_start * len(timesteps):
+            blending = preserve_background and (mask_head or estimate_mask)
+            if blending and i >= mask_blend_start * len(timesteps):
                 dilated = F.max_pool2d(object_mask, 2 * mask_dilation + 1, 1, mask_dilation) * m_s
                 has_object = dilated.flatten(1).any(1).view(-1, 1, 1, 1)
                 m_hat = torch.where(has_object, dilated, m_s)  # no object found: keep the whole m_s
@@ -321,6 +329,16 @@ class SmartBrushPipeline(DiffusionPipeline):
         return VaeImageProcessor.get_crop_region(
             mask_image, self.resolution, self.resolution, int(padding)
         )
+
+
+COMPAT_MASK_THRESHOLD = 0.5  # DiffEdit's threshold on the normalised noise difference
+
+
+def diffedit_mask(text_effect: torch.Tensor, coarse_mask: torch.Tensor) -> torch.Tensor:
+    """Object mask estimated from |eps(prompt) - eps(negative)| accumulated over the steps (DiffEdit)."""
+    effect = F.avg_pool2d(text_effect, 3, 1, 1) * coarse_mask
+    peak = effect.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1, 1)
+    return (effect / peak > COMPAT_MASK_THRESHOLD).to(coarse_mask.dtype) * coarse_mask
 
 
 # -- input checks and pixel-space helpers ------------------------------------------------------------

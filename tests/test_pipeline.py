@@ -196,3 +196,22 @@ def test_prompt_changes_the_result(tiny_pixel_pipeline):
     b = tiny_pixel_pipeline(image, mask, "a blue square", num_inference_steps=2, seed=0).images[0]
     assert not np.array_equal(np.asarray(a), np.asarray(b))
     assert torch.is_tensor(tiny_pixel_pipeline.encode_prompt(["a"]))
+
+
+def test_compat_mode_estimates_the_object_mask_without_a_mask_head():
+    """A stock-inpainting-like UNet (no mask head, no precision input) still preserves the background."""
+    from smartbrush.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(mask_head=False, precision_conditioning=False)
+    pipe.set_progress_bar_config(disable=True)
+    image = noise_image(64, 64)
+    box = np.zeros((64, 64), np.uint8)
+    box[8:56, 8:56] = 255
+    kwargs = dict(precision=1.0, num_inference_steps=4, seed=2)
+    kept = pipe(image, box, "a blue heart", preserve_background=True, **kwargs)
+    free = pipe(image, box, "a blue heart", preserve_background=False, **kwargs)
+    estimated = np.asarray(kept.masks[0]) > 0
+    assert 0 < estimated.sum() < (box > 0).sum()
+    allowed = ndimage.binary_dilation(estimated, np.ones((3, 3), bool), iterations=3)
+    assert not (changed(image, kept.images[0]) & ~allowed).any()
+    assert changed(image, free.images[0]).sum() > changed(image, kept.images[0]).sum()
