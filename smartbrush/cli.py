@@ -8,6 +8,8 @@ import sys
 
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = [
+    "smartbrush.commands_daemon",
+    "smartbrush.install_plugin",
 ]
 
 

@@ -1,6 +1,7 @@
 """Editor-independent plugin logic shared by the Krita and GIMP plugins.
 
-Plain Python only (no numpy, no torch, no Qt): this file is copied into each editor's plugin folder.
+Plain Python only (no numpy, no torch, no Qt): this file is copied into each editor's plugin folder
+together with smartbrush/protocol.py (whose limits it checks against) and smartbrush/client.py.
 Pixel buffers are `bytes` and images are the protocol's raw image dicts
 ``{"width": w, "height": h, "mode": "RGB" | "RGBA" | "L", "data": bytes}``. Per-pixel work uses
 extended slices (``out[0::4] = rgb[2::3]``), which run at C speed.
@@ -19,16 +20,14 @@ A fill in an editor is:
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+
+from smartbrush import protocol
 
 CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 # Where each of R, G, B, A sits in an editor's 4-byte pixel.
 PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
 
-MAX_SEED = 2**32 - 1
-MAX_STEPS = 1000
-MAX_VARIATIONS = 16
 PROMPT_CHARS_IN_NAME = 40
 
 
@@ -79,12 +78,12 @@ class FillOptions:
     negative_prompt: str = ""
     # "auto": the daemon decides (rectangle -> 1, otherwise from the soft edge's feather);
     # a float in [0, 1]: 0 = follow the selection's shape, 1 = anywhere in its bounding box.
-    precision: float | str = "auto"
+    precision: float | str = protocol.PRECISION_AUTO
     steps: int = 20
     guidance: float = 4.0
-    seed: int | None = None  # None: a random seed
+    seed: int | None = None  # None: the daemon picks one (the result says which)
     variations: int = 1
-    preview: bool = True
+    preview_interval: int = 0  # send a preview every N steps; 0: none
 
 
 # --- geometry ------------------------------------------------------------------------------------
@@ -165,36 +164,36 @@ def image_from_pixels(data: bytes, width: int, height: int, order: str = "BGRA")
 
 
 def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
-    """The fill request for the daemon (see smartbrush.protocol), after checking the options."""
+    """The fill request for the daemon (fields as in smartbrush.protocol), after checking the options."""
     if (image["width"], image["height"]) != (mask["width"], mask["height"]):
         raise ValueError(
             f"image is {image['width']}x{image['height']} but mask is {mask['width']}x{mask['height']}"
         )
-    prompt = " ".join(options.prompt.split())
+    prompt = _check_prompt("prompt", options.prompt)
     if not prompt:
         raise EditingError(EMPTY_PROMPT_MESSAGE)
-    request = {
+    seed = options.seed
+    return {
         "image": image,
         "mask": mask,
         "prompt": prompt,
-        "negative_prompt": " ".join(options.negative_prompt.split()),
+        "negative_prompt": _check_prompt("negative prompt", options.negative_prompt) or None,
         "precision": check_precision(options.precision),
-        "steps": _check_int("Steps", options.steps, 1, MAX_STEPS),
-        "guidance": _check_number("Guidance", options.guidance, 0.0, 100.0),
-        "seed": _check_int(
-            "Seed", random_seed() if options.seed is None else options.seed, 0, MAX_SEED
+        "steps": _check_int("Steps", options.steps, 1, protocol.MAX_STEPS),
+        "guidance": _check_number("Guidance", options.guidance, 0.0, protocol.MAX_GUIDANCE),
+        "seed": None if seed is None else _check_int("Seed", seed, 0, protocol.MAX_SEED),
+        "variations": _check_int("Variations", options.variations, 1, protocol.MAX_VARIATIONS),
+        "preview_interval": _check_int(
+            "Preview interval", options.preview_interval, 0, protocol.MAX_STEPS
         ),
-        "variations": _check_int("Variations", options.variations, 1, MAX_VARIATIONS),
-        "preview": bool(options.preview),
     }
-    return request
 
 
 def check_precision(precision: float | str) -> float | str:
     """Return "auto" or a number in [0, 1] (0 = exact shape, 1 = anywhere in the box)."""
     if isinstance(precision, str):
-        if precision.strip().lower() == "auto":
-            return "auto"
+        if precision.strip().lower() == protocol.PRECISION_AUTO:
+            return protocol.PRECISION_AUTO
         try:
             precision = float(precision)
         except ValueError:
@@ -202,10 +201,6 @@ def check_precision(precision: float | str) -> float | str:
                 f'Precision must be "auto" or a number from 0 to 1, not {precision!r}.'
             ) from None
     return _check_number("Precision", precision, 0.0, 1.0)
-
-
-def random_seed() -> int:
-    return random.SystemRandom().randint(0, MAX_SEED)
 
 
 # --- result -> editor layer ----------------------------------------------------------------------
@@ -270,25 +265,26 @@ def daemon_down_message(endpoint: str, start_command: str | None = "smartbrush s
 
 
 def user_message(error: BaseException, endpoint: str | None = None) -> str:
-    """One line for the user for anything a fill can raise; never a traceback."""
+    """One line for the user for anything a fill can raise; never a traceback.
+
+    Knows smartbrush.client's errors by name, so this module doesn't need zmq to import.
+    """
     if isinstance(error, EditingError):
         return str(error)
-    kind = type(error).__name__
-    if kind in ("DaemonUnavailable", "ConnectionRefusedError", "TimeoutError"):
+    kinds = {cls.__name__ for cls in type(error).__mro__}
+    text = str(getattr(error, "message", "") or error).strip() or type(error).__name__
+    if "DaemonUnavailable" in kinds:
         return daemon_down_message(endpoint or "the configured endpoint", start_command=None)
-    if kind in ("Cancelled", "FillCancelled", "JobCancelled"):
+    if "FillCancelled" in kinds:
         return "Cancelled."
-    text = str(error).strip() or kind
-    if _is_smartbrush_error(error):
+    if "ClientError" in kinds:
+        return f"SmartBrush can't send this fill: {text}"
+    if "SmartBrushError" in kinds:
         return f"The SmartBrush daemon reported an error: {text}"
     return f"SmartBrush failed: {text}"
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _is_smartbrush_error(error: BaseException) -> bool:
-    return any(cls.__name__ == "SmartBrushError" for cls in type(error).__mro__)
 
 
 def _over_white(channel: bytes, alpha: bytes) -> bytes:
@@ -302,6 +298,15 @@ def _check_length(data: bytes, width: int, height: int, channels: int) -> None:
         raise ValueError(
             f"expected {width}x{height}x{channels} = {width * height * channels} bytes, got {len(data)}"
         )
+
+
+def _check_prompt(name: str, text: str | None) -> str:
+    text = " ".join((text or "").split())
+    if len(text) > protocol.MAX_PROMPT_CHARS:
+        raise EditingError(
+            f"The {name} is {len(text)} characters long; the limit is {protocol.MAX_PROMPT_CHARS}."
+        )
+    return text
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:

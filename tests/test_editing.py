@@ -10,10 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartbrush import editing
+from smartbrush import editing, install_plugin, protocol
 from smartbrush.editing import EditingError, FillOptions, NoSelection, Rect
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def ellipse_mask(width: int, height: int, box: Rect, soft: bool = False) -> bytes:
@@ -31,20 +29,22 @@ def ellipse_mask(width: int, height: int, box: Rect, soft: bool = False) -> byte
     return bytes(out)
 
 
-def test_editing_runs_on_a_bare_python_without_the_package():
-    # The plugins vendor this one file: it must import with nothing but the standard library.
+def test_vendored_modules_run_on_the_editors_python(tmp_path):
+    # The plugins get editing, client and protocol as a vendored copy and run them on the editor's
+    # Python (Krita: the system python3) with nothing but pyzmq and msgpack.
+    vendor = tmp_path / "vendor"
+    install_plugin.vendor_smartbrush(vendor)
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('editing', {str(REPO / 'smartbrush/editing.py')!r})\n"
-        "module = importlib.util.module_from_spec(spec); sys.modules['editing'] = module\n"
-        "spec.loader.exec_module(module)\n"
-        "heavy = {'numpy', 'torch', 'PyQt5', 'smartbrush'} & set(sys.modules)\n"
+        f"import sys; sys.path.insert(0, {str(vendor)!r})\n"
+        "import smartbrush.editing, smartbrush.client\n"
+        "heavy = {'numpy', 'torch', 'PIL', 'PyQt5'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
-        "print(module.layer_name('a cat', 7))\n"
+        "assert smartbrush.__file__.startswith(sys.path[0]), smartbrush.__file__\n"
+        "print(smartbrush.editing.layer_name('a cat', 7))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "SmartBrush: a cat (seed 7)"
 
 
@@ -122,7 +122,10 @@ def test_build_fill_request_checks_options():
     assert request["image"] is image and request["mask"] is mask
     auto = editing.build_fill_request(image, mask, FillOptions("ball"))
     assert auto["precision"] == "auto"
-    assert 0 <= auto["seed"] <= editing.MAX_SEED
+    assert auto["seed"] is None and auto["negative_prompt"] is None  # the daemon picks the seed
+    assert auto["preview_interval"] == 0
+    # what the plugin builds is what the daemon's protocol accepts
+    assert protocol.validate_fill({"type": "fill", **request})["precision"] == 0.25
     assert (
         editing.build_fill_request(image, mask, FillOptions("ball", precision="0.5"))["precision"]
         == 0.5
@@ -136,6 +139,7 @@ def test_build_fill_request_checks_options():
         (FillOptions("ball", variations=99), "Variations"),
         (FillOptions("ball", seed=-1), "Seed"),
         (FillOptions("ball", guidance=float("nan")), "Guidance"),
+        (FillOptions("x" * 1001), "limit is 1000"),
     ]
     for options, word in bad:
         with pytest.raises(EditingError, match=word):

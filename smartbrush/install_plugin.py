@@ -1,0 +1,272 @@
+"""`smartbrush install-plugin krita|gimp [--dest DIR]`: install an editor plugin for this user.
+
+The plugins run inside the editor's own Python, which cannot import this package. So the plugin is
+copied together with a vendored copy of the pure-Python modules it needs (protocol, client, editing)
+and, when the editor's Python lacks them, wheels of pyzmq and msgpack for that Python's version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from smartbrush.cli import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "plugins"
+# The modules an editor plugin needs; pure Python apart from pyzmq and msgpack.
+VENDORED_MODULES = ("protocol.py", "client.py", "editing.py")
+VENDOR_INIT = '''"""The pure-Python part of SmartBrush (protocol, client, editing), vendored for an editor plugin.
+
+Installed by `smartbrush install-plugin`; reinstall to update. The full package lives elsewhere.
+"""
+
+__version__ = "{version}"
+'''
+DEPENDENCIES = ("pyzmq", "msgpack")  # pip names; imported as zmq and msgpack
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "vendor")
+
+KRITA_PLUGIN = "smartbrush_krita"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "install-plugin",
+        help="install the Krita or GIMP plugin for this user",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("editor", choices=("krita", "gimp"))
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        help="the editor's plugin folder (Krita: the pykrita folder; default: this user's one)",
+    )
+    parser.add_argument(
+        "--editor-python",
+        help="the Python the editor embeds, to check and vendor pyzmq/msgpack for "
+        "(default for Krita on Linux: /usr/bin/python3)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.editor == "krita":
+        install_krita(args.dest, args.editor_python)
+    else:
+        install_gimp(args.dest, args.editor_python)
+    return 0
+
+
+# --- Krita ---------------------------------------------------------------------------------------
+
+
+def install_krita(dest: Path | None = None, editor_python: str | None = None) -> Path:
+    """Copy the Krita plugin into the pykrita folder, vendor its dependencies, enable it.
+
+    Returns the installed package folder.
+    """
+    source = PLUGINS / "krita"
+    if not (source / KRITA_PLUGIN / "__init__.py").is_file():
+        raise UserError(f"the Krita plugin sources are missing: {source} (use a source checkout)")
+    pykrita = (dest or krita_data_dir() / "pykrita").expanduser()
+    pykrita.mkdir(parents=True, exist_ok=True)
+
+    package = pykrita / KRITA_PLUGIN
+    if package.exists():
+        shutil.rmtree(package)
+    shutil.copytree(source / KRITA_PLUGIN, package, ignore=IGNORED)
+    shutil.copy2(source / f"{KRITA_PLUGIN}.desktop", pykrita)
+    # Krita reads .action files (the menu entry's text and default shortcut) from the resource folder
+    # next to pykrita.
+    actions = pykrita.parent / "actions"
+    actions.mkdir(exist_ok=True)
+    shutil.copy2(source / f"{KRITA_PLUGIN}.action", actions)
+
+    vendor = package / "vendor"
+    vendor_smartbrush(vendor)
+    python = editor_python or default_krita_python()
+    how = provide_dependencies(python, vendor)
+
+    kritarc = krita_config_file()
+    enable_krita_plugin(kritarc, KRITA_PLUGIN)
+    print(f"Installed the SmartBrush Krita plugin in {package}")
+    print(f"  shortcut and menu entry: {actions / (KRITA_PLUGIN + '.action')}")
+    print(f"  enabled in {kritarc} (restart Krita; if Krita was running, it may overwrite this:")
+    print("  then tick SmartBrush in Settings > Configure Krita > Python Plugin Manager)")
+    print(f"  pyzmq and msgpack: {how}")
+    return package
+
+
+def krita_data_dir() -> Path:
+    """Krita's per-user resource folder (holds pykrita/ and actions/)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("krita", appauthor=False, roaming=True))
+
+
+def krita_config_file() -> Path:
+    """Where Krita (KConfig) keeps kritarc."""
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData/Local")) / "kritarc"
+    if sys.platform == "darwin":
+        return Path.home() / "Library/Preferences/kritarc"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kritarc"
+
+
+def default_krita_python() -> str | None:
+    """Distribution Krita packages embed the system Python; the official builds bundle their own."""
+    if sys.platform.startswith("linux") and Path("/usr/bin/python3").exists():
+        return "/usr/bin/python3"
+    return None
+
+
+def enable_krita_plugin(kritarc: Path, name: str) -> None:
+    """Set `enable_<name>=true` in the [python] group of kritarc, keeping everything else as it is."""
+    line = f"enable_{name}=true"
+    text = kritarc.read_text(encoding="utf-8") if kritarc.exists() else ""
+    lines = text.splitlines()
+    try:
+        start = lines.index("[python]")
+    except ValueError:
+        lines += (["", "[python]"] if lines else ["[python]"]) + [line]
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines)
+        )
+        key = re.compile(rf"^enable_{re.escape(name)}\s*=")
+        found = [i for i in range(start + 1, end) if key.match(lines[i])]
+        if found:
+            lines[found[0]] = line
+        else:
+            while end > start + 1 and not lines[end - 1].strip():
+                end -= 1  # keep the blank line before the next group
+            lines.insert(end, line)
+    kritarc.parent.mkdir(parents=True, exist_ok=True)
+    kritarc.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# --- GIMP (written by the GIMP plug-in's author) ----------------------------------------------------
+
+GIMP_PLUGIN = "smartbrush-fill"  # GIMP 3 wants plug-ins/NAME/NAME.py, executable
+
+
+def install_gimp(dest: Path | None = None, editor_python: str | None = None) -> Path:
+    """Copy the GIMP 3 plug-in into a plug-ins folder, set its run bit, vendor its dependencies.
+
+    Returns the installed plug-in folder.
+    """
+    source = PLUGINS / "gimp" / GIMP_PLUGIN
+    if not (source / f"{GIMP_PLUGIN}.py").is_file():
+        raise UserError(f"the GIMP plug-in sources are missing: {source} (use a source checkout)")
+    plug_ins = (dest or gimp_config_dir() / "plug-ins").expanduser()
+    plug_ins.mkdir(parents=True, exist_ok=True)
+
+    folder = plug_ins / GIMP_PLUGIN
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(source, folder, ignore=IGNORED)
+    script = folder / f"{GIMP_PLUGIN}.py"
+    script.chmod(script.stat().st_mode | 0o755)  # GIMP only runs executable plug-ins
+
+    vendor = folder / "vendor"
+    vendor_smartbrush(vendor)
+    python = editor_python or default_gimp_python()
+    how = provide_dependencies(python, vendor)
+    print(f"Installed the SmartBrush GIMP plug-in in {folder}")
+    print("  restart GIMP, then select an area and use Filters > SmartBrush Fill...")
+    print(f"  pyzmq and msgpack: {how}")
+    return folder
+
+
+def gimp_config_dir() -> Path:
+    """GIMP 3's per-user folder (holds plug-ins/); $GIMP3_DIRECTORY overrides it, as in GIMP."""
+    if os.environ.get("GIMP3_DIRECTORY"):
+        return Path(os.environ["GIMP3_DIRECTORY"])
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home() / "AppData/Roaming")) / "GIMP/3.0"
+    if sys.platform == "darwin":
+        return Path.home() / "Library/Application Support/GIMP/3.0"
+    flatpak = Path.home() / ".var/app/org.gimp.GIMP/config/GIMP/3.0"
+    native = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "GIMP/3.0"
+    # The Flatpak keeps its own profile; use it when that is the only GIMP 3 this user has run.
+    return flatpak if flatpak.is_dir() and not native.is_dir() else native
+
+
+def default_gimp_python() -> str | None:
+    """Distribution GIMP packages run Python plug-ins with the system python3; bundles ship their own."""
+    if sys.platform.startswith("linux") and Path("/usr/bin/python3").exists():
+        return "/usr/bin/python3"
+    return None
+
+
+# --- shared: vendoring ---------------------------------------------------------------------------
+
+
+def vendor_smartbrush(vendor: Path) -> Path:
+    """Copy the pure-Python modules a plugin needs into vendor/smartbrush (a minimal package)."""
+    from smartbrush import __version__
+
+    target = vendor / "smartbrush"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    here = Path(__file__).resolve().parent
+    for name in VENDORED_MODULES:
+        shutil.copy2(here / name, target / name)
+    (target / "__init__.py").write_text(VENDOR_INIT.format(version=__version__), encoding="utf-8")
+    return target
+
+
+def provide_dependencies(python: str | None, vendor: Path) -> str:
+    """Make zmq and msgpack importable for the editor's Python; say how.
+
+    Uses the editor Python's own packages when it has them, else installs wheels for its version
+    into `vendor` (which the plugin puts first on sys.path).
+    """
+    if python is not None and imports_ok(python, vendor):
+        return f"already importable by {python}"
+    if python is None:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        where = f"Python {version} (pass --editor-python to check the editor's own)"
+    else:
+        version = python_version(python)
+        where = f"{python} (Python {version})"
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--target", str(vendor), "--only-binary=:all:", "--python-version", version,
+        *DEPENDENCIES,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or (python is not None and not imports_ok(python, vendor)):
+        raise UserError(
+            f"pyzmq and msgpack are not importable by {where}, and installing wheels into {vendor} "
+            f"failed ({(done.stderr or 'import still fails').strip().splitlines()[-1]}). On Debian/"
+            "Ubuntu run: sudo apt-get install python3-zmq python3-msgpack"
+        )
+    return f"wheels for {where} installed into {vendor}"
+
+
+def imports_ok(python: str, vendor: Path) -> bool:
+    code = f"import sys; sys.path.insert(0, {str(vendor)!r}); import zmq, msgpack"
+    try:
+        done = subprocess.run([python, "-I", "-c", code], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def python_version(python: str) -> str:
+    code = "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UserError(f"cannot run the editor's Python {python}: {error}") from None
+    if done.returncode != 0:
+        raise UserError(f"cannot run the editor's Python {python}: {done.stderr.strip()}")
+    return done.stdout.strip()

@@ -1,0 +1,161 @@
+"""Run by tests/test_krita.py inside real Krita: `kritarunner -s kritarunner_fill RESULT ENDPOINT DOWN`.
+
+Imports the installed plugin (PYTHONPATH = the pykrita folder), fills selections on a document
+through smartbrush_krita.fill_selection against a real daemon, and writes what it saw to RESULT
+(JSON, pixel buffers base64) for pytest to check. kritarunner always exits 0, so a missing or
+incomplete RESULT is the failure signal.
+"""
+
+import base64
+import hashlib
+import json
+import traceback
+
+W, H = 160, 120
+
+
+def b64(data) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def digest(node) -> str:
+    return hashlib.sha256(bytes(node.pixelData(0, 0, W, H))).hexdigest()
+
+
+def snapshot(doc) -> list:
+    """(name, type, pixel digest) of every node, bottom to top, depth first."""
+    out = []
+
+    def walk(node, depth):
+        for child in node.childNodes():
+            out.append([depth, child.name(), child.type(), digest(child)])
+            walk(child, depth + 1)
+
+    walk(doc.rootNode(), 0)
+    return out
+
+
+def layer_info(node) -> dict:
+    parent = node.parentNode()
+    siblings = [child.name() for child in parent.childNodes()]
+    return {
+        "name": node.name(),
+        "type": node.type(),
+        "visible": node.visible(),
+        "parent": parent.name(),
+        "parent_type": parent.type(),
+        "siblings": siblings,
+        "index": siblings.index(node.name()),
+        "pixels": b64(node.pixelData(0, 0, W, H)),
+    }
+
+
+def make_document(krita):
+    doc = krita.createDocument(W, H, "smartbrush-test", "RGBA", "U8", "", 72.0)
+    doc.setBatchmode(True)
+    root = doc.rootNode()
+    background = root.childNodes()[0]
+    # a known background: a colour ramp, so a changed pixel is visible in the digest
+    ramp = bytearray(W * H * 4)
+    for y in range(H):
+        for x in range(W):
+            ramp[(y * W + x) * 4 : (y * W + x) * 4 + 4] = bytes([x, y, 255 - x, 255])  # B G R A
+    background.setPixelData(bytes(ramp), 0, 0, W, H)
+    middle = doc.createNode("Middle", "paintlayer")
+    middle.setPixelData(bytes([0, 200, 0, 255]) * (30 * 20), 10, 10, 30, 20)
+    root.addChildNode(middle, background)
+    top = doc.createNode("Top", "paintlayer")
+    top.setPixelData(bytes([0, 0, 200, 128]) * (20 * 20), 130, 90, 20, 20)
+    root.addChildNode(top, middle)
+    doc.refreshProjection()
+    return doc, middle
+
+
+def ellipse(box):
+    """A hard ellipse filling `box`, as selection bytes for the box."""
+    _, _, w, h = box
+    rx, ry = w / 2, h / 2
+    data = bytearray(w * h)
+    for y in range(h):
+        for x in range(w):
+            if ((x + 0.5 - rx) / rx) ** 2 + ((y + 0.5 - ry) / ry) ** 2 <= 1:
+                data[y * w + x] = 255
+    return bytes(data)
+
+
+def __main__(args):
+    result_path, endpoint, down_endpoint = args[0], args[1], args[2]
+    result = {"cases": {}}
+    try:
+        from krita import Krita, Selection
+
+        krita = Krita.instance()
+        krita.setBatchmode(True)
+        import smartbrush_krita  # first: it puts its vendored smartbrush on sys.path
+
+        import smartbrush
+        from smartbrush.editing import user_message
+
+        result["smartbrush_file"] = smartbrush.__file__
+        result["plugin_file"] = smartbrush_krita.__file__
+
+        def run_case(name, doc, selection_box=None, mask=None, **kwargs):
+            if selection_box is not None:
+                selection = Selection()
+                if mask is None:
+                    selection.select(*selection_box, 255)
+                else:
+                    selection.setPixelData(mask, *selection_box)
+                doc.setSelection(selection)
+                doc.refreshProjection()
+            case = {"before": snapshot(doc)}
+            if selection_box is not None:
+                case["selection"] = b64(doc.selection().pixelData(0, 0, W, H))
+            try:
+                layers = smartbrush_krita.fill_selection(doc, **kwargs)
+            except Exception as error:  # what a script user sees
+                case["error_type"] = type(error).__name__
+                case["message"] = user_message(error, kwargs.get("endpoint"))
+            else:
+                case["layers"] = [layer_info(layer) for layer in layers]
+            case["after"] = snapshot(doc)
+            result["cases"][name] = case
+
+        doc, middle = make_document(krita)
+        run_case("no_selection", doc, prompt="a red ball", endpoint=endpoint, layer=middle)
+
+        run_case(
+            "daemon_down",
+            doc,
+            (40, 30, 50, 40),
+            prompt="a red ball",
+            endpoint=down_endpoint,
+            layer=middle,
+            timeout=3.0,
+        )
+        run_case(
+            "rectangle",
+            doc,
+            (40, 30, 50, 40),
+            prompt="a red ball",
+            endpoint=endpoint,
+            layer=middle,
+            steps=3,
+            seed=11,
+        )
+        doc2, middle2 = make_document(krita)
+        run_case(
+            "ellipse_variations",
+            doc2,
+            (60, 20, 70, 50),
+            mask=ellipse((60, 20, 70, 50)),
+            prompt="a cat",
+            endpoint=endpoint,
+            layer=middle2,
+            steps=3,
+            variations=2,
+        )
+    except Exception:
+        result["crash"] = traceback.format_exc()
+    with open(result_path, "w") as out:
+        json.dump(result, out)

@@ -1,0 +1,195 @@
+"""The Krita plugin in real Krita 5 against a real daemon (tiny random model) on loopback.
+
+1. kritarunner (offscreen): the plugin installed by `smartbrush install-plugin krita --dest DIR` fills
+   selections through its scripting function; tests/krita/kritarunner_fill.py writes what it saw.
+2. Full Krita under Xvfb: the plugin installed into a test HOME the way a user does it, loaded by Krita,
+   and the "SmartBrush fill" action triggered by tests/krita/drive_action.py (a test-only plugin).
+
+Krita runs with HOME=.cache/krita-test-home, kept between runs: the first run builds Krita's resource
+database (about 20 s). kritarunner always exits 0, so the result files are what counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "tests" / "krita"
+KRITA_HOME = REPO / ".cache" / "krita-test-home"
+W, H = 160, 120  # the documents the scripts make
+
+pytestmark = [
+    pytest.mark.editor,
+    pytest.mark.skipif(
+        shutil.which("kritarunner") is None or shutil.which("krita") is None,
+        reason="Krita is not installed (apt-get install krita python3-zmq python3-msgpack xvfb)",
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def repo_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "SMARTBRUSH_"))}
+    env.update(extra)
+    return env
+
+
+def krita_env(pythonpath: str = "", **extra: str) -> dict[str, str]:
+    """Krita's environment: the test HOME, and no path to this checkout (only the vendored copy).
+
+    Krita's embedded Python finds its home through the first `python3` on PATH: one from pyenv or a
+    virtualenv makes it miss the system's PyQt5 ("Cannot load the PyKrita module"), so PATH keeps
+    only folders whose python3, if any, is the system one.
+    """
+    env = repo_env(HOME=str(KRITA_HOME), PYTHONPATH=pythonpath, **extra)
+    env.pop("PYTHONHOME", None)
+    system_python = Path("/usr/bin/python3").resolve()
+    env["PATH"] = os.pathsep.join(
+        folder
+        for folder in os.environ.get("PATH", "").split(os.pathsep)
+        if not (Path(folder) / "python3").exists()
+        or (Path(folder) / "python3").resolve() == system_python
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    from smartbrush.client import Client, DaemonUnavailable
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "daemon", "--model", "tiny", "--endpoint", endpoint]
+    process = subprocess.Popen(
+        [*command, "--log-file", "-"],
+        cwd=REPO,
+        env=repo_env(PYTHONPATH=str(REPO)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with Client(endpoint, timeout=2.0) as client:
+            deadline = time.monotonic() + 240
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"the daemon exited: {process.stderr.read().decode()[-2000:]}")
+                try:
+                    client.hello()
+                    break
+                except DaemonUnavailable:
+                    if time.monotonic() > deadline:
+                        pytest.fail("the daemon did not answer within 240 s")
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def install_plugin(*args: str) -> subprocess.CompletedProcess:
+    KRITA_HOME.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "smartbrush.cli", "install-plugin", "krita", *args],
+        cwd=REPO,
+        env=repo_env(HOME=str(KRITA_HOME), PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def unpack(b64: str, channels: int) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), np.uint8).reshape(H, W, channels)
+
+
+def alpha_of(layer: dict) -> np.ndarray:
+    return unpack(layer["pixels"], 4)[..., 3]  # B, G, R, A
+
+
+def unchanged_except(case: dict, new_names: set[str]) -> None:
+    """Every node that existed before is still there, in order, with the same pixels."""
+    after = [node for node in case["after"] if node[1] not in new_names]
+    assert after == case["before"]
+
+
+def check_inside(layer: dict, selection: np.ndarray) -> None:
+    alpha = alpha_of(layer)
+    assert not (alpha[selection == 0] > 0).any(), "the result paints outside the selection"
+    # most of the selection is filled (the daemon's paste alpha; soft only at its edge)
+    assert (alpha[selection > 0] == 255).mean() > 0.5
+
+
+# --- 1. kritarunner: the scripting function --------------------------------------------------------
+
+
+def test_fill_selection_in_kritarunner(daemon, tmp_path):
+    pykrita = tmp_path / "pykrita"
+    install_plugin("--dest", str(pykrita))
+    result_file = tmp_path / "result.json"
+    down = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    run = subprocess.run(
+        ["timeout", "240", "kritarunner", "-s", "kritarunner_fill"]
+        + [str(result_file), daemon, down],
+        env=krita_env(f"{pykrita}:{SCRIPTS}", QT_QPA_PLATFORM="offscreen"),
+        capture_output=True,
+        text=True,
+    )
+    assert result_file.exists(), f"kritarunner wrote no result (rc {run.returncode}):\n{run.stderr}"
+    result = json.loads(result_file.read_text())
+    assert "crash" not in result, result["crash"]
+    # the plugin ran on its vendored copy of smartbrush, not on this checkout
+    assert result["smartbrush_file"].startswith(str(pykrita / "smartbrush_krita" / "vendor"))
+    cases = result["cases"]
+
+    no_selection = cases["no_selection"]
+    assert no_selection["error_type"] == "NoSelection"
+    assert no_selection["message"].startswith("Nothing is selected")
+    unchanged_except(no_selection, set())
+
+    down_case = cases["daemon_down"]
+    assert down_case["error_type"] == "DaemonUnavailable"
+    assert down_case["message"] == f"The SmartBrush daemon is not answering at {down}."
+    unchanged_except(down_case, set())
+
+    rectangle = cases["rectangle"]
+    [layer] = rectangle["layers"]
+    assert layer["name"] == "SmartBrush: a red ball (seed 11)"
+    assert layer["type"] == "paintlayer" and layer["visible"]
+    assert layer["parent_type"] == "grouplayer"  # the root
+    assert layer["siblings"][layer["index"] - 1] == "Middle"  # directly above the chosen layer
+    unchanged_except(rectangle, {layer["name"]})
+    check_inside(layer, unpack(rectangle["selection"], 1)[..., 0])
+
+    ellipse = cases["ellipse_variations"]
+    first, second = ellipse["layers"]
+    group = first["parent"]
+    assert group == second["parent"] == "SmartBrush: a cat (2 variations)"
+    assert first["name"].startswith("SmartBrush: a cat (seed ") and first["name"] != second["name"]
+    assert first["visible"] and not second["visible"]
+    assert first["index"] > second["index"]  # the first variation is on top
+    names = [node[1] for node in ellipse["after"] if node[0] == 0]
+    assert names[names.index(group) - 1] == "Middle"
+    unchanged_except(ellipse, {group, first["name"], second["name"]})
+    selection = unpack(ellipse["selection"], 1)[..., 0]
+    assert 0.7 < (selection > 0).sum() / (70 * 50) < 0.85  # really an ellipse, not its box
+    for layer in (first, second):
+        check_inside(layer, selection)
