@@ -1,0 +1,7 @@
+"""`python -m daemon` starts the daemon, like `smartbrushd`."""
+
+import sys
+
+from daemon.server import main
+
+sys.exit(main())

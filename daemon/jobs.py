@@ -1,0 +1,126 @@
+"""One fill, from a validated request to a result map: shared by the daemon's workers and `fill --local`.
+
+prepare_fill() runs when a request arrives (decode images, cheap checks: errors come back at once, before
+the job is queued); run_fill() runs the pipeline on a worker and encodes the result.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from daemon import images
+from smartbrush import protocol
+
+StepCallback = Callable[[int, int, Image.Image | None], None]  # (step, total, preview or None)
+
+
+@dataclass
+class FillJob:
+    """A decoded, validated fill waiting for (or running on) a worker."""
+
+    request: dict[str, Any]  # the normalised request (protocol.validate_fill), pixel data dropped
+    image: Image.Image  # RGB
+    mask: Image.Image  # L
+    from_box: bool
+    job_id: str = ""
+    identity: bytes = b""  # the ROUTER identity of the client that sent it
+    sequence: int = 0  # acceptance order
+    accepted_at: float = field(default_factory=time.monotonic)
+    decode_seconds: float = 0.0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    step: int = 0
+    running: bool = False
+
+
+def prepare_fill(request: dict[str, Any]) -> FillJob:
+    """Validate and decode a fill request. Raises protocol.ProtocolError for bad input."""
+    start = time.perf_counter()
+    request = protocol.validate_fill(request)
+    image = images.to_pil(request["image"], "RGB")
+    if request["box"] is not None:
+        mask = images.box_mask(request["box"], image.width, image.height)
+    else:
+        mask = images.to_pil(request["mask"], "L")
+        if mask.size != image.size:  # PNG sizes are only known after decoding
+            raise protocol.ProtocolError(
+                protocol.BAD_REQUEST,
+                f"mask is {mask.width}x{mask.height} but image is {image.width}x{image.height}",
+            )
+        if np.asarray(mask).max() < 128:
+            raise protocol.ProtocolError(
+                protocol.BAD_REQUEST, "mask is empty: no pixel is 128 or more (selected)"
+            )
+    slim = {key: value for key, value in request.items() if key not in ("image", "mask")}
+    return FillJob(
+        request=slim,
+        image=image,
+        mask=mask,
+        from_box=request["box"] is not None,
+        decode_seconds=time.perf_counter() - start,
+    )
+
+
+def run_fill(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -> dict[str, Any]:
+    """Run the pipeline for one job; returns the result fields (images, alphas, masks, seeds, ...).
+
+    Raises smartbrush.pipeline.FillCancelled when job.cancel is set (checked after every step).
+    """
+    from smartbrush import masks
+    from smartbrush.pipeline import FillCancelled
+
+    request = job.request
+    precision = request["precision"]
+    if precision == protocol.PRECISION_AUTO:
+        precision = 1.0 if job.from_box else masks.auto_precision(np.asarray(job.mask))
+    total = request["steps"]
+    interval = request["preview_interval"]
+
+    def step_end(pipe: Any, step_index: int, timestep: Any, callback_kwargs: dict) -> dict:
+        if job.cancel.is_set():
+            raise FillCancelled(f"job {job.job_id} cancelled")
+        job.step = step_index + 1
+        if on_step is not None:
+            wants_preview = interval > 0 and (job.step % interval == 0 or job.step == total)
+            preview = pipe.preview(callback_kwargs["latents"]) if wants_preview else None
+            on_step(job.step, total, preview)
+        return callback_kwargs
+
+    if job.cancel.is_set():
+        raise FillCancelled(f"job {job.job_id} cancelled")
+    started_at = time.monotonic()
+    start = time.perf_counter()
+    output = pipeline(
+        image=job.image,
+        mask=job.mask,
+        prompt=request["prompt"],
+        negative_prompt=request["negative_prompt"],
+        precision=precision,
+        num_inference_steps=total,
+        guidance_scale=request["guidance"],
+        seed=request["seed"],
+        num_images_per_prompt=request["variations"],
+        callback_on_step_end=step_end,
+    )
+    run_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = {
+        "images": [images.from_pil(image, "RGB") for image in output.images],
+        "alphas": [images.from_pil(alpha, "L") for alpha in output.alphas],
+        "masks": [images.from_pil(mask, "L") for mask in output.masks],
+        "seeds": [int(seed) for seed in output.seeds],
+        "precision": float(precision),
+    }
+    result["timings"] = {
+        "decode": job.decode_seconds,
+        "queued": max(0.0, started_at - job.accepted_at),
+        "run": run_seconds,
+        "encode": time.perf_counter() - start,
+    }
+    return result
