@@ -175,6 +175,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         padding_mask_crop: int | str | None = "auto",
         mask_blend_start: float = 0.2,
         mask_dilation: int = 1,
+        blended_sampling: bool = False,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> SmartBrushPipelineOutput:
@@ -184,6 +185,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         (a rectangle means the box, otherwise the selection's feather decides). padding_mask_crop: context
         in pixels around the mask ("auto": half the object's size, at least 16; None: the whole image).
         mask_blend_start: fraction of the steps after which only the predicted object mask is regenerated.
+        blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a text-to-image task
+        (whole-image mask) and the known region is only replaced after every step.
         """
         original = _as_rgb_image(image)
         given_mask = _as_mask(mask, original.size)
@@ -222,7 +225,10 @@ class SmartBrushPipeline(DiffusionPipeline):
         masked_image = self.encode_image(pixels * (1 - pixel_mask))
         latent_size = x0.shape[-2:]
         m_s = (F.interpolate(pixel_mask, size=latent_size, mode="area") > 0).to(dtype)
+        if blended_sampling:  # the baseline's UNet is told nothing about the image: text-to-image
+            masked_image = self.encode_image(torch.zeros_like(pixels))
         x0, masked_image, m_s = (t.expand(batch, -1, -1, -1) for t in (x0, masked_image, m_s))
+        input_mask = torch.ones_like(m_s) if blended_sampling else m_s
 
         # 3. masked-noise start
         text = self.encode_prompt([prompt] * batch)
@@ -255,8 +261,10 @@ class SmartBrushPipeline(DiffusionPipeline):
 
         # 4. denoise with classifier-free guidance and predicted-mask blending
         for i, t in enumerate(self.progress_bar(timesteps)):
-            noisy = self.scheduler.scale_model_input(latents, t) * m_s + x0 * (1 - m_s)
-            model_input = self.unet_input(noisy, m_s, masked_image)
+            noisy = self.scheduler.scale_model_input(latents, t) * input_mask + x0 * (
+                1 - input_mask
+            )
+            model_input = self.unet_input(noisy, input_mask, masked_image)
             if guided:
                 model_input = torch.cat([model_input] * 2)
             output = self.unet(model_input, t, text, class_labels=class_labels).sample

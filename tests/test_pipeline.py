@@ -215,3 +215,12 @@ def test_compat_mode_estimates_the_object_mask_without_a_mask_head():
     allowed = ndimage.binary_dilation(estimated, np.ones((3, 3), bool), iterations=3)
     assert not (changed(image, kept.images[0]) & ~allowed).any()
     assert changed(image, free.images[0]).sum() > changed(image, kept.images[0]).sum()
+
+
+def test_blended_baseline_sampling_keeps_the_known_region(tiny_pixel_pipeline):
+    image, mask = noise_image(64, 64), ellipse_mask(64, 64, (10, 10, 50, 50))
+    out = tiny_pixel_pipeline(
+        image, mask, "a red star", num_inference_steps=3, seed=0, blended_sampling=True
+    )
+    diff = changed(image, out.images[0])
+    assert diff.any() and not (diff & (mask == 0)).any()
