@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 NUM_LEVELS = 5  # S: levels are 0 (exact shape) .. 5 (bounding box)
-SIGMA_PER_LEVEL = 0.04  # sigma_s = 0.04 * s * object size: s = 4 blurs with 16 % of the size
+SIGMA_PER_LEVEL = 0.03  # sigma_s = 0.03 * s * object size: s = 4 blurs with 12 % of the size
 TRUNCATE = 3.0  # Gaussian kernel radius in sigmas
 THRESHOLD = 0.02  # blur > 2 % => inside: the coarse mask grows by about 2 sigma
 FEATHER_FOR_BOX = (
