@@ -45,13 +45,15 @@ def main() -> None:
     parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
     diffusers_pipe = StableDiffusionInpaintPipeline(
         unet=inpaint_unet,
-        scheduler=DDIMScheduler(),
+        scheduler=DDIMScheduler(steps_offset=1),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
         **parts,
     )
-    smartbrush_pipe = SmartBrushPipeline(unet=smartbrush_unet, scheduler=DDIMScheduler(steps_offset=1), **parts)
+    smartbrush_pipe = SmartBrushPipeline(
+        unet=smartbrush_unet, scheduler=DDIMScheduler(steps_offset=1), **parts
+    )
     for pipe in (diffusers_pipe, smartbrush_pipe):
         pipe.set_progress_bar_config(disable=True)
 
