@@ -74,6 +74,9 @@ def install_krita(dest: Path | None = None, editor_python: str | None = None) ->
     source = PLUGINS / "krita"
     if not (source / KRITA_PLUGIN / "__init__.py").is_file():
         raise UserError(f"the Krita plugin sources are missing: {source} (use a source checkout)")
+    python = editor_python or default_krita_python()
+    if python is not None:
+        python_version(python)  # fail before touching anything if it can't run
     pykrita = (dest or krita_data_dir() / "pykrita").expanduser()
     pykrita.mkdir(parents=True, exist_ok=True)
 
@@ -90,7 +93,6 @@ def install_krita(dest: Path | None = None, editor_python: str | None = None) ->
 
     vendor = package / "vendor"
     vendor_smartbrush(vendor)
-    python = editor_python or default_krita_python()
     how = provide_dependencies(python, vendor)
 
     kritarc = krita_config_file()

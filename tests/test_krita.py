@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from smartbrush.install_plugin import enable_krita_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "krita"
@@ -193,3 +196,69 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     assert 0.7 < (selection > 0).sum() / (70 * 50) < 0.85  # really an ellipse, not its box
     for layer in (first, second):
         check_inside(layer, selection)
+
+
+# --- 2. full Krita under Xvfb: install, load, the action ---------------------------------------
+
+
+def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed (apt-get install xvfb xauth)")
+    install_plugin()  # the user's way: the default pykrita folder of (the test) HOME, enabled
+    pykrita = KRITA_HOME / ".local/share/krita/pykrita"
+    assert (pykrita / "smartbrush_krita" / "vendor" / "smartbrush" / "client.py").exists()
+    # the test-only driver plugin, enabled the same way
+    driver = pykrita / "smartbrush_krita_driver"
+    shutil.rmtree(driver, ignore_errors=True)
+    shutil.copytree(SCRIPTS / "smartbrush_krita_driver", driver)
+    shutil.copy2(SCRIPTS / "smartbrush_krita_driver.desktop", pykrita)
+    kritarc = KRITA_HOME / ".config" / "kritarc"
+    enable_krita_plugin(kritarc, "smartbrush_krita_driver")
+    assert "enable_smartbrush_krita=true" in kritarc.read_text()
+
+    result_file = tmp_path / "driver.json"
+    screenshot = os.environ.get("SMARTBRUSH_KRITA_SCREENSHOT", "")  # for docs/krita-docker.png
+    run = subprocess.run(
+        ["timeout", "240", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
+        + ["krita", "--nosplash"],
+        env=krita_env(
+            SMARTBRUSH_ENDPOINT=daemon,
+            SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
+            SMARTBRUSH_KRITA_SCREENSHOT=screenshot,
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert result_file.exists(), (
+        f"Krita wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
+    )
+    result = json.loads(result_file.read_text())
+    assert result["problem"] is None, result["problem"]
+    # the plugin was loaded by Krita: its action (with the .action file's shortcut) and docker exist
+    assert result["action"] == {"text": "SmartBrush fill", "shortcut": "Ctrl+Alt+B"}
+    assert result["docker_found"]
+    assert result["active_before"] == "Middle"
+    assert result["no_selection"]["message"].startswith("Nothing is selected")
+    assert result["no_selection"]["unchanged"]
+
+    selection = unpack(result["selection"], 1)[..., 0]
+    single = result["single"]
+    [layer] = single["layers"]
+    assert single["node"]["type"] == "paintlayer"
+    assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", layer["name"])
+    assert single["siblings"][single["node"]["index"] - 1] == "Middle"  # above the active layer
+    unchanged_except(single, {layer["name"]})
+    check_inside(layer, selection)
+    assert single["message"] == f"Added “{layer['name']}”."
+    assert single["after_undo"] == single["before"]  # undo removes the result, nothing else
+
+    variations = result["variations"]
+    assert variations["node"]["type"] == "grouplayer"
+    assert variations["node"]["name"] == "SmartBrush: a red ball (2 variations)"
+    assert variations["siblings"][variations["node"]["index"] - 1] == "Middle"
+    first, second = variations["layers"]
+    assert first["visible"] and not second["visible"]
+    unchanged_except(variations, {variations["node"]["name"], first["name"], second["name"]})
+    for layer in (first, second):
+        check_inside(layer, selection)
+    assert variations["after_undo"] == variations["before"]

@@ -308,21 +308,26 @@ class SmartBrushDocker(DockWidget):
         self._say(f"Step {step} of {total}")
 
     def _on_finished(self, result: dict) -> None:
-        pending, self._pending = self._pending, None
-        self._set_busy(False)
-        if not _is_open(pending.document):
-            self._say("The image was closed while SmartBrush was working; nothing was added.")
-            return
+        pending = self._pending
         try:
-            layers = add_result_layers(pending, result)
+            if not _is_open(pending.document):
+                self._say("The image was closed while SmartBrush was working; nothing was added.")
+                return
+            layers = add_result_layers(pending, result)  # (Krita may process events in here)
+            if result.get("masks"):
+                self._show_image(result["masks"][0])  # the object shape the model predicted
+            names = ", ".join(f"“{layer.name()}”" for layer in layers[:2])
+            more = f" and {len(layers) - 2} more" if len(layers) > 2 else ""
+            self._say(f"Added {names}{more}.")
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)  # 100 %
         except Exception as error:
             self._say(user_message(error))
-            return
-        if result.get("masks"):
-            self._show_image(result["masks"][0])  # the object shape the model predicted
-        names = ", ".join(f"“{layer.name()}”" for layer in layers[:2])
-        more = f" and {len(layers) - 2} more" if len(layers) > 2 else ""
-        self._say(f"Added {names}{more}.")
+        finally:
+            # Only now: a new fill may start once this one's layers are in place.
+            self._pending = None
+            self.fill_button.setEnabled(True)
+            self.cancel_button.setEnabled(False)
 
     def _on_failed(self, message: str, daemon_down: bool) -> None:
         self._pending = None
