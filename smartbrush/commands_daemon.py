@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -418,7 +419,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
                     **job["options"],
                 )
             except (UserError, ValueError) as error:
-                tqdm.write(f"line {number}: {error}")
+                tqdm.write(f"line {number}: {error}", file=sys.stderr)
                 failed.append(number)
                 continue
             if backend is None:  # connect (or load the model) only when there is work to do
@@ -432,7 +433,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
                     "command again to resume."
                 ) from None
             except UserError as error:
-                tqdm.write(f"line {number}: {error}")
+                tqdm.write(f"line {number}: {error}", file=sys.stderr)
                 failed.append(number)
                 continue
             save_atomically(wire_to_pil(result["images"][0]), output)
