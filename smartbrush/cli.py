@@ -8,6 +8,7 @@ import sys
 
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = [
+    "smartbrush.convert",
     "smartbrush.commands_daemon",
     "smartbrush.install_plugin",
 ]
