@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.editor
 
@@ -89,7 +91,9 @@ def installed_plugin(gimp_root: Path, tmp_path_factory) -> Path:
     """`smartbrush install-plugin gimp` into the chroot's GIMP profile, checked with GIMP's Python."""
     # install-plugin runs the editor's Python to check pyzmq/msgpack: here that is the chroot's.
     chroot_python = tmp_path_factory.mktemp("bin") / "gimp-python3"
-    chroot_python.write_text(f'#!/bin/sh\nexec chroot "{gimp_root}" /usr/bin/python3 "$@"\n')
+    chroot_python.write_text(
+        f'#!/bin/sh\nexec chroot "{gimp_root}" /usr/bin/env -i /usr/bin/python3 "$@"\n'
+    )
     chroot_python.chmod(0o755)
     plug_ins = gimp_root / PROFILE.lstrip("/") / "plug-ins"
     done = subprocess.run(
@@ -103,43 +107,61 @@ def installed_plugin(gimp_root: Path, tmp_path_factory) -> Path:
     return folder
 
 
-def run_gimp(gimp_root: Path, script: Path, env: dict[str, str], timeout: int = GIMP_TIMEOUT):
-    """gimp-console-3.0 in the chroot running `script` (a path inside the chroot) in batch mode."""
-    command = [
-        "timeout", str(timeout), "chroot", str(gimp_root), "env", "HOME=/root",
-        f"GIMP3_DIRECTORY={PROFILE}", *(f"{key}={value}" for key, value in env.items()),
-        "gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter", "python-fu-eval",
-        "-b", f'exec(open("{script}").read())', "--quit",
+def in_chroot(gimp_root: Path, env: dict[str, str], *command: str, timeout: int = GIMP_TIMEOUT):
+    """`command` in the chroot with a clean environment (none of the host's Python settings)."""
+    return [
+        "timeout", "-k", "10", str(timeout), "chroot", str(gimp_root), "/usr/bin/env", "-i",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
+        f"GIMP3_DIRECTORY={PROFILE}", *(f"{key}={value}" for key, value in env.items()), *command,
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True)
+
+
+def gimp_batch(gimp_root: Path, script: str, env: dict[str, str]) -> list[str]:
+    """gimp-console-3.0 in the chroot running `script` (a path inside the chroot) in batch mode."""
+    return in_chroot(
+        gimp_root, env, "gimp-console-3.0", "-i", "-d", "-f",
+        "--batch-interpreter", "python-fu-eval", "-b", f'exec(open("{script}").read())', "--quit",
+    )  # fmt: skip
+
+
+def batch_job(workdir, daemon_endpoint: str, cases: list[str]) -> dict[str, str]:
+    """Write the job file for batch_fill.py; returns the environment that points GIMP at it."""
+    host, inside = workdir
+    shutil.copy(GIMP_TESTS / "batch_fill.py", host)
+    job = {"endpoint": daemon_endpoint, "down_endpoint": f"tcp://127.0.0.1:{free_port()}",
+           "out": inside, "cases": cases}  # fmt: skip
+    (host / "job.json").write_text(json.dumps(job))
+    return {"SMARTBRUSH_GIMP_JOB": f"{inside}/job.json"}
+
+
+def make_workdir(gimp_root: Path) -> tuple[Path, str]:
+    """A fresh folder inside the chroot: (host path, chroot path)."""
+    host = Path(tempfile.mkdtemp(prefix="smartbrush-", dir=gimp_root / "tmp"))
+    return host, "/tmp/" + host.name
 
 
 @pytest.fixture
 def chroot_workdir(gimp_root: Path):
-    """A fresh folder inside the chroot: (host path, chroot path)."""
-    host = Path(tempfile.mkdtemp(prefix="smartbrush-", dir=gimp_root / "tmp"))
-    yield host, "/tmp/" + host.name
-    shutil.rmtree(host, ignore_errors=True)
+    workdir = make_workdir(gimp_root)
+    yield workdir
+    shutil.rmtree(workdir[0], ignore_errors=True)
+
+
+BATCH_CASES = ["rectangle", "ellipse", "no-selection", "daemon-down", "empty-prompt"]
 
 
 @pytest.fixture(scope="module")
 def batch(gimp_root, installed_plugin, daemon_endpoint):
-    """Run tests/gimp/batch_fill.py once: every case's outcome, with a pixel reader."""
-    host = Path(tempfile.mkdtemp(prefix="smartbrush-", dir=gimp_root / "tmp"))
-    inside = "/tmp/" + host.name
+    """Run tests/gimp/batch_fill.py once for BATCH_CASES: every case's outcome, with pixel readers."""
+    workdir = make_workdir(gimp_root)
     try:
-        shutil.copy(GIMP_TESTS / "batch_fill.py", host)
-        job = {"endpoint": daemon_endpoint, "down_endpoint": f"tcp://127.0.0.1:{free_port()}",
-               "out": inside}  # fmt: skip
-        (host / "job.json").write_text(json.dumps(job))
-        done = run_gimp(
-            gimp_root, f"{inside}/batch_fill.py", {"SMARTBRUSH_GIMP_JOB": f"{inside}/job.json"}
-        )
+        env = batch_job(workdir, daemon_endpoint, BATCH_CASES)
+        done = subprocess.run(gimp_batch(gimp_root, f"{workdir[1]}/batch_fill.py", env),
+                              capture_output=True, text=True)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-        result = json.loads((host / "result.json").read_text())
-        yield Outcome(host, result)
+        yield Outcome(workdir[0], json.loads((workdir[0] / "result.json").read_text()))
     finally:
-        shutil.rmtree(host, ignore_errors=True)
+        shutil.rmtree(workdir[0], ignore_errors=True)
 
 
 class Outcome:
@@ -245,3 +267,90 @@ def test_failures_are_a_clear_message_and_change_nothing(batch, case, status, wo
     assert words in answer["message"]
     assert "Traceback" not in answer["message"]
     assert batch.names(case) == batch.names(case, "before")
+
+
+def test_the_dialog_builds_and_a_user_can_fill_through_it(
+    gimp_root, installed_plugin, daemon_endpoint, chroot_workdir
+):
+    """Under Xvfb: the GimpUi dialog opens; typing a prompt and pressing OK adds the layer."""
+    host, inside = chroot_workdir
+    for name in ("batch_dialog.py", "dialog_session.sh"):
+        shutil.copy(GIMP_TESTS / name, host)
+    # A first-time user: no values remembered from an earlier dialog.
+    remembered = gimp_root / PROFILE.lstrip("/") / "plug-in-settings"
+    (remembered / "GimpProcedureConfigRun-plug-in-smartbrush-fill.last").unlink(missing_ok=True)
+    command = in_chroot(
+        gimp_root, {"SMARTBRUSH_ENDPOINT": daemon_endpoint},
+        "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "sh", f"{inside}/dialog_session.sh", inside,
+        timeout=240,
+    )  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    gimp_log = (host / "gimp.log").read_text() if (host / "gimp.log").exists() else ""
+    assert done.returncode == 0, done.stderr[-2000:] + gimp_log[-2000:]
+    record = json.loads((host / "dialog.json").read_text())
+    assert record["status"] == "success", record
+    assert len(record["layers"]) == 2 and record["layers"][1] == "Background"
+    assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", record["layers"][0])
+
+    with Image.open(host / "dialog.png") as shot:
+        assert shot.width >= 300 and shot.height >= 300
+        low, high = shot.convert("L").getextrema()
+        assert high - low > 100  # drawn widgets and text, not a blank window
+    if os.environ.get("SMARTBRUSH_UPDATE_SCREENSHOTS"):
+        shutil.copy(host / "dialog.png", REPO / "docs" / "gimp-dialog.png")
+
+
+def chroot_processes(gimp_root: Path, needle: str) -> list[int]:
+    """Pids of processes running inside this chroot whose command line contains `needle`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "root")) != gimp_root.resolve():
+                continue
+            if needle.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_killing_the_plug_in_mid_fill_cancels_the_daemon_job(
+    gimp_root, installed_plugin, daemon_endpoint, chroot_workdir
+):
+    """GIMP's progress Cancel kills the plug-in (SIGKILL): the daemon job must stop, the image stay."""
+    from smartbrush.client import Client
+
+    host, inside = chroot_workdir
+    env = batch_job(chroot_workdir, daemon_endpoint, ["killed"])
+    gimp = subprocess.Popen(
+        gimp_batch(gimp_root, f"{inside}/batch_fill.py", env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = Client(daemon_endpoint, timeout=10)
+    try:
+        deadline = time.monotonic() + 120
+        while not client.status()["running"]:  # the 200-step fill has started
+            assert gimp.poll() is None, gimp.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the fill never started"
+            time.sleep(0.2)
+        plug_ins = chroot_processes(gimp_root, "smartbrush-fill.py")
+        assert len(plug_ins) == 1, plug_ins
+        killed_at = time.monotonic()
+        os.kill(plug_ins[0], signal.SIGKILL)
+        # A 200-step, 4-variation fill takes minutes on a CPU; cancelled, it stops at the next step.
+        while client.status()["running"]:
+            assert time.monotonic() - killed_at < 20, "the daemon kept working for a dead plug-in"
+            time.sleep(0.2)
+        _, stderr = gimp.communicate(timeout=120)
+    finally:
+        if gimp.poll() is None:
+            gimp.kill()
+        client.close()
+    assert gimp.returncode == 0, stderr[-2000:]
+    record = json.loads((host / "result.json").read_text())["killed"]
+    assert record["answer"]["status"] != "success"
+    assert [layer["sha256"] for layer in record["after"]] == [
+        layer["sha256"] for layer in record["before"]
+    ]

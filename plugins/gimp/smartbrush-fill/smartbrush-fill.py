@@ -114,7 +114,7 @@ class SmartBrushFill(Gimp.PlugIn):
         )
         procedure.add_double_argument(
             "precision",
-            "P_recision",
+            "Prec_ision",
             "Used when Auto precision is off: 0 = follow the selection's shape exactly, "
             "1 = anywhere inside its bounding box",
             0.0,
@@ -122,7 +122,7 @@ class SmartBrushFill(Gimp.PlugIn):
             0.0,
             rw,
         )
-        procedure.add_int_argument("steps", "_Steps", "Denoising steps", 1, 200, 20, rw)
+        procedure.add_int_argument("steps", "S_teps", "Denoising steps", 1, 200, 20, rw)
         procedure.add_double_argument(
             "guidance", "_Guidance", "How strongly to follow the prompt", 0.0, 50.0, 4.0, rw
         )
@@ -215,6 +215,8 @@ def show_dialog(procedure, config):
 
     GimpUi.init("smartbrush-fill")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "SmartBrush Fill")
+    dialog.get_spin_scale("precision", 1.0)  # a slider from exact (0) to box (1)
+    dialog.get_spin_scale("guidance", 1.0)
     dialog.fill(DIALOG_FIELDS)
     # The precision slider only matters when Auto precision is off.
     dialog.set_sensitive("precision", True, config, "auto-precision", True)
