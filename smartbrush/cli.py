@@ -11,6 +11,10 @@ COMMAND_MODULES = [
     "smartbrush.convert",
     "smartbrush.commands_daemon",
     "smartbrush.install_plugin",
+    "smartbrush.training",
+    "smartbrush.evaluation",
+    "smartbrush.demo",
+    "smartbrush.caption",
 ]
 
 

@@ -1,0 +1,90 @@
+"""`smartbrush caption COCO_JSON --model BLIP_PATH -o CAPTIONS`: a caption per instance, with BLIP.
+
+The paper trains on BLIP captions of each object instead of bare class names. This writes one caption per
+usable instance of a COCO-format set -- BLIP looking at the instance's context crop (the same crop the
+training loader uses), prompted with "a photo of a <category>" -- as JSON {annotation id: caption}, the
+captions file `smartbrush train` reads (data.captions). BLIP weights are the user's: a local folder saved
+by transformers (e.g. Salesforce/blip-image-captioning-base); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def load_blip(path: str | Path):
+    """(processor, model) from a local transformers BLIP captioning folder; a clear error otherwise."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no BLIP model in {path} (config.json missing); download one with its weights first, "
+            "e.g. Salesforce/blip-image-captioning-base, and pass its folder to --model"
+        )
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    try:
+        processor = BlipProcessor.from_pretrained(path, local_files_only=True)
+        model = BlipForConditionalGeneration.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a BLIP captioning model: {error}") from None
+    return processor, model.eval()
+
+
+def caption_instances(
+    annotations: str | Path,
+    blip_path: str | Path,
+    images: str | Path | None = None,
+    resolution: int = 384,
+    batch_size: int = 8,
+    max_new_tokens: int = 20,
+    limit: int | None = None,
+) -> dict[int, str]:
+    import torch
+
+    from smartbrush.datasets import CocoInstances
+
+    data = CocoInstances(annotations, images, resolution=resolution, captions_file=None)
+    processor, model = load_blip(blip_path)
+    count = len(data) if limit is None else min(limit, len(data))
+    captions: dict[int, str] = {}
+    for start in range(0, count, batch_size):
+        items = [data[i] for i in range(start, min(count, start + batch_size))]
+        prompts = [f"a photo of a {item['label']}" for item in items]
+        inputs = processor(
+            images=[item["image"] for item in items], text=prompts, return_tensors="pt"
+        )
+        with torch.no_grad():
+            generated = model.generate(**inputs, max_new_tokens=max_new_tokens)
+        for offset, text in enumerate(processor.batch_decode(generated, skip_special_tokens=True)):
+            captions[data.annotation_ids[start + offset]] = text.strip()
+    return captions
+
+
+def caption_command(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    captions = caption_instances(args.annotations, args.model, args.images, limit=args.limit)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({str(k): v for k, v in captions.items()}, indent=1))
+    print(f"wrote {len(captions)} captions to {output}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "caption", help="caption the instances of a COCO-format set with a local BLIP model",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("annotations", help="COCO instances JSON")
+    parser.add_argument(
+        "--model", required=True, help="local BLIP captioning folder (transformers)"
+    )
+    parser.add_argument("--images", help="image folder (default: next to the JSON)")
+    parser.add_argument("-o", "--output", required=True, help="captions JSON to write")
+    parser.add_argument("--limit", type=int, help="caption only the first N instances")
+    parser.set_defaults(func=caption_command)

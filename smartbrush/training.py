@@ -1,0 +1,659 @@
+"""`smartbrush train CONFIG`: the SmartBrush training recipe (Xie et al., CVPR 2023).
+
+Per example: an image x_0, its exact instance mask m, a coarse mask m_s at a random precision level s,
+and a prompt (the class label or a caption, sometimes empty for classifier-free guidance).
+
+    x_t   = (sqrt(a_t) x_0 + sqrt(1 - a_t) eps) * m_s + x_0 * (1 - m_s)      noise only inside the mask
+    out   = unet(cat[x_t, m_s, x_0 * (1 - m_s)], t, text, class_labels = s)
+    loss  = ||eps - out[:C]||^2 over m_s  +  0.01 * DICE(sigmoid(out[C]), m)
+
+20 % of the examples are text-to-image (m_s = the whole image). The config's [recipe] switches turn parts
+off for ablations (precision_conditioning, mask_head, multitask, captions) or train the "Stable Inpainting"
+style baseline (random_masks: masks that ignore the object's shape, no s, no mask head).
+
+Runs on CPU, one GPU or several (`accelerate launch -m smartbrush.training CONFIG`). Checkpoints are
+safetensors (model, EMA, optimizer, step, RNG) written every few minutes and on SIGTERM/Ctrl-C; a run
+resumes from the newest checkpoint in its output folder. Losses go to output_dir/log.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "run": {"output_dir": "runs/smartbrush", "seed": 0},
+    "model": {
+        "init": "",  # "" = a new pixel-space model; else a SmartBrush/SD diffusers folder or "demo"
+        "resolution": 32,
+        "block_out_channels": [32, 64, 64],
+        "layers_per_block": 1,
+        "attention_head_dim": 8,
+        "norm_num_groups": 16,
+        "text_encoder": "minilm",  # the text encoder of new models
+        "beta_schedule": "squaredcos_cap_v2",
+    },
+    "recipe": {
+        "precision_conditioning": True,
+        "mask_head": True,
+        "multitask": True,
+        "captions": True,
+        "random_masks": False,
+        "t2i_fraction": 0.2,
+        "label_fraction": 0.3,  # prompt = class label, otherwise one of the captions
+        "uncond_fraction": 0.1,  # empty prompt, for classifier-free guidance
+        "dice_weight": 0.01,
+    },
+    "data": {"dataset": "world", "annotations": "", "images": "", "captions": "", "min_area": 64.0},
+    "train": {
+        "batch_size": 32,
+        "learning_rate": 5e-4,
+        "weight_decay": 0.0,
+        "warmup_steps": 100,
+        "max_steps": 1000,
+        "max_minutes": 0.0,  # wall-time budget over all resumes; 0 = none
+        "checkpoint_minutes": 5.0,
+        "checkpoint_every": 0,  # steps; 0 = by time only
+        "keep_checkpoints": 2,
+        "ema_decay": 0.999,
+        "grad_clip": 1.0,
+        "mixed_precision": "no",
+        "num_threads": 0,  # torch CPU threads; 0 = torch's default
+        "num_workers": 0,
+        "log_every": 10,
+    },
+    "export": {"dir": "", "text_encoder": True},  # text_encoder false: the loader supplies MiniLM
+}
+
+
+# -- configuration -----------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
+    """DEFAULTS, updated from a TOML or YAML file, then from "section.key=value" overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            loaded = yaml.safe_load(text) or {}
+        else:
+            import tomllib
+
+            loaded = tomllib.loads(text)
+    except Exception as error:  # both parsers raise their own error types
+        raise ValueError(f"{path}: cannot parse config: {error}") from None
+    config = copy.deepcopy(DEFAULTS)
+    for section, values in loaded.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: [{section}] must be a table")
+        for key, value in values.items():
+            _set(config, section, key, value)
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        _set(config, section, key, _parse_value(raw.strip()))
+    return config
+
+
+def _set(config: dict, section: str, key: str, value: Any) -> None:
+    if section not in config or key not in config[section]:
+        known = ", ".join(f"{s}.{k}" for s in config for k in config[s])
+        raise ValueError(f"unknown config key {section}.{key}; known keys: {known}")
+    default = DEFAULTS[section][key]
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ValueError(f"{section}.{key} must be true or false, got {value!r}")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{section}.{key} must be a number, got {value!r}")
+        value = type(default)(value) if isinstance(default, float) else value
+    config[section][key] = value
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+# -- the recipe, per example ---------------------------------------------------------------------------
+
+
+class RecipeDataset:
+    """Raw examples -> training examples: coarse mask and level, task, prompt (deterministic by index)."""
+
+    def __init__(self, raw, recipe: dict, num_levels: int, seed: int = 0):
+        self.raw, self.recipe, self.num_levels, self.seed = raw, recipe, num_levels, seed
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def raw_index(self, index: int) -> int:
+        n = len(self.raw)
+        if getattr(self.raw, "shuffled", False):
+            return index % n
+        epoch = index // n
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(n))
+        return int(self._order[1][index % n])
+
+    def __getitem__(self, index: int) -> dict:
+        from smartbrush import masks
+
+        rng = np.random.default_rng([self.seed, 1, index])
+        example = self.raw[self.raw_index(index)]
+        exact = example["mask"]
+        recipe = self.recipe
+        level = 0
+        if recipe["random_masks"]:
+            coarse = random_mask(exact, rng)
+        elif recipe["multitask"] and rng.random() < recipe["t2i_fraction"]:
+            coarse = np.ones_like(exact)  # text-to-image: the whole image is the mask
+            if recipe["precision_conditioning"]:
+                level = int(rng.integers(0, self.num_levels + 1))  # all levels give the whole image
+        elif recipe["precision_conditioning"]:
+            coarse, level = masks.random_precision_mask(exact, rng, self.num_levels)
+        else:
+            coarse = exact
+        draw = rng.random()
+        if draw < recipe["uncond_fraction"]:
+            prompt = ""
+        elif not recipe["captions"] or draw < recipe["uncond_fraction"] + recipe["label_fraction"]:
+            prompt = example["label"]
+        else:
+            prompt = str(rng.choice(example["captions"]))
+        pixels = np.asarray(example["image"], dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+        return {
+            "pixels": pixels,
+            "mask": exact[None].astype(np.float32),
+            "coarse": coarse[None].astype(np.float32),
+            "level": level,
+            "prompt": prompt,
+        }
+
+
+def random_mask(exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A mask that covers the object but ignores its shape: a jittered box or free-form brush strokes."""
+    from scipy import ndimage
+
+    from smartbrush.masks import bounding_box
+
+    height, width = exact.shape
+    top, left, bottom, right = bounding_box(exact)
+    if rng.random() < 0.5:
+        grow = rng.integers(0, max(2, (bottom - top) // 3), size=4)
+        mask = np.zeros_like(exact)
+        mask[
+            max(0, top - grow[0]) : min(height, bottom + grow[1]),
+            max(0, left - grow[2]) : min(width, right + grow[3]),
+        ] = True
+        return mask
+    mask = ndimage.binary_dilation(exact, iterations=int(rng.integers(1, 4)))
+    brush = max(1, (bottom - top) // 6)
+    for _ in range(int(rng.integers(1, 4))):  # strokes from the object outwards
+        y, x = rng.integers(top, bottom), rng.integers(left, right)
+        angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.8) * (bottom - top)
+        for step in np.linspace(0, length, 16):
+            cy, cx = int(y + step * np.sin(angle)), int(x + step * np.cos(angle))
+            mask[max(0, cy - brush) : cy + brush + 1, max(0, cx - brush) : cx + brush + 1] = True
+    return mask
+
+
+class StepSampler:
+    """Global example indices from `start` on, this process's share of each batch (resumable)."""
+
+    def __init__(self, start: int, batch_size: int, rank: int, world_size: int):
+        self.start, self.batch_size, self.rank, self.world_size = (
+            start,
+            batch_size,
+            rank,
+            world_size,
+        )
+
+    def __iter__(self):
+        index = self.start + self.rank * self.batch_size
+        while True:
+            yield from range(index, index + self.batch_size)
+            index += self.batch_size * self.world_size
+
+
+# -- model ---------------------------------------------------------------------------------------------
+
+
+def build_pipeline(config: dict):
+    """The pipeline to train: a new pixel-space model, or one converted from / continuing a checkpoint."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    from smartbrush.model import smartbrush_unet_from, tiny_unet
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    model, recipe = config["model"], config["recipe"]
+    mask_head = recipe["mask_head"] and not recipe["random_masks"]
+    precision = recipe["precision_conditioning"] and not recipe["random_masks"]
+    init = model["init"]
+    if not init:
+        if model["text_encoder"] != "minilm":
+            raise ValueError(
+                "new models use model.text_encoder = 'minilm' (set model.init to fine-tune others)"
+            )
+        from smartbrush.text import load_minilm
+
+        tokenizer, text_encoder = load_minilm()
+        parent = tiny_unet(
+            3,
+            cross_attention_dim=text_encoder.config.hidden_size,
+            sample_size=model["resolution"],
+            block_out_channels=tuple(model["block_out_channels"]),
+            layers_per_block=model["layers_per_block"],
+            attention_head_dim=model["attention_head_dim"],
+            norm_num_groups=model["norm_num_groups"],
+        )
+        unet = smartbrush_unet_from(
+            parent, image_channels=3, mask_head=mask_head, precision_conditioning=precision
+        )
+        noise = DDPMScheduler(num_train_timesteps=1000, beta_schedule=model["beta_schedule"])
+        sampler = DDIMScheduler.from_config(noise.config, timestep_spacing="trailing")
+        return SmartBrushPipeline(unet, sampler, text_encoder, tokenizer, vae=None), noise
+    return _pipeline_from(init, mask_head, precision)
+
+
+def _pipeline_from(init: str, mask_head: bool, precision: bool):
+    """A SmartBrush pipeline from a SmartBrush folder ("demo" too) or a Stable Diffusion (inpainting) one."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from smartbrush.model import smartbrush_unet_from
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    if init != "demo":
+        index_file = Path(init) / "model_index.json"
+        if not index_file.is_file():
+            raise FileNotFoundError(f"model.init: no diffusers model_index.json in {init}")
+        class_name = json.loads(index_file.read_text()).get("_class_name", "")
+    if init == "demo" or class_name == "SmartBrushPipeline":
+        pipe = load_pipeline(init)
+    else:  # a Stable Diffusion (inpainting) pipeline: convert its UNet
+        from diffusers import DiffusionPipeline
+
+        parent = DiffusionPipeline.from_pretrained(init, safety_checker=None)
+        channels = parent.vae.config.latent_channels
+        unet = smartbrush_unet_from(
+            parent.unet,
+            image_channels=channels,
+            mask_head=mask_head,
+            precision_conditioning=precision,
+        )
+        pipe = SmartBrushPipeline(
+            unet, parent.scheduler, parent.text_encoder, parent.tokenizer, vae=parent.vae
+        )
+    if not isinstance(pipe.unet, UNet2DConditionModel):
+        raise ValueError(f"model.init {init}: not a UNet2DConditionModel")
+    return pipe, DDPMScheduler.from_config(pipe.scheduler.config)
+
+
+def load_pipeline(model: str):
+    """A SmartBrush pipeline by name: "demo", or a folder (MiniLM supplied when the folder has none)."""
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    if model == "demo":
+        return SmartBrushPipeline.from_pretrained("demo")
+    folder = Path(model)
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise FileNotFoundError(f"no SmartBrush model in {model} (model_index.json missing)")
+    kwargs = {}
+    if json.loads(index_file.read_text()).get("text_encoder", [None])[0] is None:
+        from smartbrush.text import load_minilm
+
+        kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
+    return SmartBrushPipeline.from_pretrained(folder, **kwargs)
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, unet, ema, optimizer, state: dict) -> None:
+    """model + EMA + optimizer tensors in one safetensors file; step, clock and RNG alongside."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {f"unet.{k}": v.detach().cpu().contiguous() for k, v in unet.state_dict().items()}
+    tensors.update(
+        {f"ema.{i}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)}
+    )
+    optim = optimizer.state_dict()
+    for index, values in optim["state"].items():
+        for key, value in values.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    metadata = {
+        "state": json.dumps(state),
+        "param_groups": json.dumps(optim["param_groups"]),
+        "ema_step": str(ema.optimization_step),
+    }
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_file(tensors, partial / "checkpoint.safetensors", metadata=metadata)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)  # a kill mid-save leaves the previous checkpoint intact
+
+
+def load_checkpoint(folder: Path, unet, ema, optimizer) -> dict:
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(folder / "checkpoint.safetensors", framework="pt") as file:
+        metadata = file.metadata()
+        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
+    for i, param in enumerate(ema.shadow_params):
+        param.data.copy_(tensors[f"ema.{i}"])
+    ema.optimization_step = int(metadata["ema_step"])
+    optim_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            optim_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(
+        {"state": optim_state, "param_groups": json.loads(metadata["param_groups"])}
+    )
+    torch.set_rng_state(tensors["rng.torch"])
+    return json.loads(metadata["state"])
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = sorted((output_dir / "checkpoints").glob("step-*[0-9]"))
+    found = [f for f in found if (f / "checkpoint.safetensors").is_file()]
+    return found[-1] if found else None
+
+
+def export_pipeline(pipe, unet, ema, folder: Path, with_text_encoder: bool) -> None:
+    """Save a diffusers SmartBrush folder with the EMA weights (the text encoder only if asked)."""
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    ema_unet = copy.deepcopy(unet)
+    ema.copy_to(ema_unet.parameters())
+    export = SmartBrushPipeline(
+        ema_unet,
+        pipe.scheduler,
+        pipe.text_encoder if with_text_encoder else None,
+        pipe.tokenizer,
+        vae=pipe.vae,
+        num_precision_levels=pipe.config.num_precision_levels,
+    )
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    export.save_pretrained(partial, safe_serialization=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+
+
+def train(config: dict, resume: str | Path | None = None) -> dict:
+    """Run (or continue) the training a config describes; returns the final state."""
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+    from torch.utils.data import DataLoader
+
+    from smartbrush.datasets import build_dataset
+    from smartbrush.masks import soft_dice_loss
+    from smartbrush.model import has_mask_head, precision_class_labels
+
+    run, recipe, train_cfg = config["run"], config["recipe"], config["train"]
+    if train_cfg["num_threads"]:
+        torch.set_num_threads(int(train_cfg["num_threads"]))
+    accelerator = Accelerator(mixed_precision=train_cfg["mixed_precision"])
+    output_dir = Path(run["output_dir"])
+    torch.manual_seed(run["seed"])
+
+    pipe, noise_scheduler = build_pipeline(config)
+    pipe.text_encoder.requires_grad_(False).eval()
+    if pipe.vae is not None:
+        pipe.vae.requires_grad_(False).eval()
+    pipe.to(accelerator.device)
+    unet = pipe.unet
+    unet.train()
+    channels, num_levels = pipe.image_channels, pipe.num_levels
+    mask_head = has_mask_head(unet)
+    conditioned = unet.config.class_embed_type is not None
+
+    resolution = pipe.resolution
+    dataset = RecipeDataset(
+        build_dataset(config["data"], resolution), recipe, num_levels, run["seed"]
+    )
+    ema = EMAModel(unet.parameters(), decay=train_cfg["ema_decay"])
+    optimizer = torch.optim.AdamW(
+        unet.parameters(), lr=train_cfg["learning_rate"], weight_decay=train_cfg["weight_decay"]
+    )
+    state = {"step": 0, "elapsed": 0.0}
+    checkpoint = Path(resume) if resume else latest_checkpoint(output_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, unet, ema, optimizer)
+        accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    ema.to(accelerator.device)
+
+    batch_size = train_cfg["batch_size"]
+    sampler = StepSampler(
+        state["step"] * batch_size * accelerator.num_processes,
+        batch_size,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=train_cfg["num_workers"],
+    )
+
+    # the text encoder is frozen: encode each distinct prompt once
+    cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def embed(prompts: list[str]) -> torch.Tensor:
+        new = sorted(set(prompts) - cache.keys())
+        for start in range(0, len(new), 256):
+            chunk = new[start : start + 256]
+            cache.update(zip(chunk, pipe.encode_prompt(chunk).cpu(), strict=True))
+        return torch.stack([cache[p] for p in prompts]).to(accelerator.device)
+
+    known_prompts = dataset.raw.prompts() if hasattr(dataset.raw, "prompts") else None
+    if known_prompts:
+        embed(known_prompts)
+
+    stop = {"signal": None}
+
+    def request_stop(signum, frame):  # finish the step, checkpoint, exit
+        stop["signal"] = signum
+
+    previous_handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    log_file = output_dir / "log.jsonl"
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+    def checkpoint_now() -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            plain = accelerator.unwrap_model(unet)
+            folder = output_dir / "checkpoints" / f"step-{state['step']:07d}"
+            save_checkpoint(folder, plain, ema, optimizer, state)
+            for old in sorted((output_dir / "checkpoints").glob("step-*[0-9]"))[
+                : -train_cfg["keep_checkpoints"]
+            ]:
+                shutil.rmtree(old, ignore_errors=True)
+            export_pipeline(
+                pipe, plain, ema, output_dir / "pipeline", config["export"]["text_encoder"]
+            )
+            accelerator.print(f"checkpoint: {folder}")
+
+    started = time.monotonic() - state["elapsed"]
+    last_checkpoint = time.monotonic()
+    budget = train_cfg["max_minutes"] * 60
+    running: dict[str, list[float]] = {"loss": [], "mse": [], "dice": []}
+    last_log = time.monotonic()
+    for batch in loader:
+        if state["step"] >= train_cfg["max_steps"] or (budget and state["elapsed"] >= budget):
+            break
+        lr = train_cfg["learning_rate"] * min(
+            1.0, (state["step"] + 1) / max(1, train_cfg["warmup_steps"])
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        pixels = batch["pixels"].to(accelerator.device)
+        with torch.no_grad():
+            x0 = pipe.encode_image(pixels)
+            masked_image = pipe.encode_image(pixels * (1 - batch["coarse"].to(pixels)))
+        size = x0.shape[-2:]
+        m_s = (F.interpolate(batch["coarse"].to(x0), size=size, mode="area") > 0).to(x0)
+        exact = F.interpolate(batch["mask"].to(x0), size=size, mode="area")
+        noise = torch.randn_like(x0)
+        t = torch.randint(
+            0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device
+        )
+        noisy = noise_scheduler.add_noise(x0, noise, t) * m_s + x0 * (1 - m_s)
+        text = embed(batch["prompt"])
+        labels = (
+            precision_class_labels(batch["level"].to(x0.device), num_levels)
+            if conditioned
+            else None
+        )
+        with accelerator.autocast():
+            output = unet(
+                torch.cat([noisy, m_s, masked_image], 1), t, text, class_labels=labels
+            ).sample
+        output = output.float()
+        per_sample = ((output[:, :channels] - noise) ** 2 * m_s).flatten(1).sum(1)
+        mse = (per_sample / (m_s.flatten(1).sum(1) * channels).clamp(min=1)).mean()
+        dice = soft_dice_loss(torch.sigmoid(output[:, channels:]), exact) if mask_head else mse * 0
+        loss = mse + recipe["dice_weight"] * dice
+        accelerator.backward(loss)
+        if train_cfg["grad_clip"]:
+            accelerator.clip_grad_norm_(unet.parameters(), train_cfg["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(unet.parameters())
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(
+                f"loss became {loss.item()} at step {state['step']}: lower the learning rate"
+            )
+
+        state["step"] += 1
+        state["elapsed"] = time.monotonic() - started
+        running["loss"].append(loss.item())
+        running["mse"].append(mse.item())
+        running["dice"].append(dice.item())
+        if state["step"] % train_cfg["log_every"] == 0 and accelerator.is_main_process:
+            now = time.monotonic()
+            record = {
+                "step": state["step"],
+                **{k: float(np.mean(v)) for k, v in running.items()},
+                "lr": lr,
+                "elapsed_s": round(state["elapsed"], 1),
+                "s_per_step": round((now - last_log) / train_cfg["log_every"], 3),
+            }
+            last_log = now
+            running = {k: [] for k in running}
+            with log_file.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            accelerator.print(json.dumps(record))
+        due = train_cfg["checkpoint_every"] and state["step"] % train_cfg["checkpoint_every"] == 0
+        if due or time.monotonic() - last_checkpoint >= train_cfg["checkpoint_minutes"] * 60:
+            checkpoint_now()
+            last_checkpoint = time.monotonic()
+        if stop["signal"] is not None:
+            break
+
+    if latest_checkpoint(output_dir) != output_dir / "checkpoints" / f"step-{state['step']:07d}":
+        checkpoint_now()
+    for sig, handler in previous_handlers.items():
+        signal.signal(sig, handler)
+    export_dir = config["export"]["dir"]
+    if export_dir and accelerator.is_main_process and stop["signal"] is None:
+        shutil.rmtree(export_dir, ignore_errors=True)
+        shutil.copytree(output_dir / "pipeline", export_dir)
+        accelerator.print(f"exported the trained pipeline to {export_dir}")
+    if stop["signal"] is not None:
+        accelerator.print(
+            f"stopped by signal {stop['signal']} at step {state['step']}; rerun to resume"
+        )
+    return state
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="a TOML or YAML training config (see configs/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. --set train.max_steps=200 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue from this checkpoint folder (default: the newest in the output folder, if any)",
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    if args.resume and not (Path(args.resume) / "checkpoint.safetensors").is_file():
+        raise FileNotFoundError(f"no checkpoint.safetensors in {args.resume}")
+    state = train(config, args.resume)
+    print(
+        f"trained to step {state['step']} in {state['elapsed'] / 60:.1f} min: {config['run']['output_dir']}"
+    )
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a SmartBrush model (shapes world or COCO-format data)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`accelerate launch -m smartbrush.training CONFIG [...]`."""
+    from smartbrush.cli import UserError
+
+    parser = argparse.ArgumentParser(prog="smartbrush.training", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except (UserError, ValueError, FileNotFoundError) as error:
+        print(f"smartbrush train: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
