@@ -12,10 +12,13 @@ database (about 20 s). kritarunner always exits 0, so the result files are what 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +123,17 @@ def install_plugin(*args: str) -> subprocess.CompletedProcess:
     return done
 
 
+def drop_group(kritarc: Path, group: str) -> None:
+    """Remove one [group] from a kritarc (KConfig INI) file."""
+    lines, keep = [], True
+    for line in kritarc.read_text().splitlines():
+        if line.startswith("["):
+            keep = line != f"[{group}]"
+        if keep:
+            lines.append(line)
+    kritarc.write_text("\n".join(lines) + "\n")
+
+
 def unpack(b64: str, channels: int) -> np.ndarray:
     return np.frombuffer(base64.b64decode(b64), np.uint8).reshape(H, W, channels)
 
@@ -216,19 +230,36 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     enable_krita_plugin(kritarc, "smartbrush_krita_driver")
     assert "enable_smartbrush_krita=true" in kritarc.read_text()
 
+    drop_group(kritarc, "SmartBrush")  # the docker's remembered settings from earlier runs
+
+    # For the "Start daemon" button: a command that starts a second daemon on a free port and
+    # leaves its process id where this test can stop it.
+    start_endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pid_file = tmp_path / "started-daemon.pid"
+    start_command = shlex.join(
+        ["sh", "-c", f'echo $$ > "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
+        + ["-m", "daemon", "--model", "tiny", "--endpoint", start_endpoint, "--log-file", "-"]
+    )
     result_file = tmp_path / "driver.json"
     screenshot = os.environ.get("SMARTBRUSH_KRITA_SCREENSHOT", "")  # for docs/krita-docker.png
-    run = subprocess.run(
-        ["timeout", "240", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
-        + ["krita", "--nosplash"],
-        env=krita_env(
-            SMARTBRUSH_ENDPOINT=daemon,
-            SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
-            SMARTBRUSH_KRITA_SCREENSHOT=screenshot,
-        ),
-        capture_output=True,
-        text=True,
-    )
+    try:
+        run = subprocess.run(
+            ["timeout", "400", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
+            + ["krita", "--nosplash"],
+            env=krita_env(
+                SMARTBRUSH_ENDPOINT=daemon,
+                SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
+                SMARTBRUSH_KRITA_DRIVER_START=start_command,
+                SMARTBRUSH_KRITA_DRIVER_START_ENDPOINT=start_endpoint,
+                SMARTBRUSH_KRITA_SCREENSHOT=screenshot,
+            ),
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        if pid_file.exists():  # the daemon the docker started outlives Krita, by design
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
     assert result_file.exists(), (
         f"Krita wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
     )
@@ -262,3 +293,23 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     for layer in (first, second):
         check_inside(layer, selection)
     assert variations["after_undo"] == variations["before"]
+
+    # Cancel: the job stops early, nothing is added
+    cancel = result["cancel"]
+    assert cancel["message_while_running"].startswith("Step ")
+    assert cancel["message"] == "Cancelled."
+    assert cancel["after"] == cancel["before"]
+
+    # Daemon down: the docker says so and offers to start it; Start daemon runs the configured
+    # command, waits for the daemon's hello and then fills
+    started = result["start_daemon"]
+    assert started["message_down"] == (
+        f"The SmartBrush daemon is not answering at {start_endpoint}. "
+        f"Press Start daemon to run `{start_command}`."
+    )
+    assert started["start_button_visible"]
+    assert started["message_starting"].startswith("Starting the daemon")
+    [layer] = started["layers"]
+    assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", layer["name"])
+    unchanged_except(started, {layer["name"]})
+    check_inside(layer, selection)
