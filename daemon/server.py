@@ -272,11 +272,11 @@ class Daemon:
     def _handle_requests(self, router: zmq.Socket, budget: int = 256) -> None:
         """Answer what has arrived (at most `budget` messages, so workers are not starved)."""
         for _ in range(budget):
-            try:
-                frames = router.recv_multipart(flags=zmq.NOBLOCK)
+            try:  # copy=False: a multi-megabyte request is not copied again on the way in
+                frames = router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            identity, payloads = frames[0], frames[1:]
+            identity, payloads = frames[0].bytes, [frame.buffer for frame in frames[1:]]
             request: Any = None
             try:
                 if len(payloads) != 1:
@@ -296,6 +296,7 @@ class Daemon:
                 )
             if reply is not None:
                 router.send_multipart([identity, protocol.encode(reply)])
+            del frames, payloads, request  # free the request's pixels now
 
     def _dispatch(self, identity: bytes, request: dict[str, Any]) -> dict[str, Any] | None:
         kind = request["type"]

@@ -178,7 +178,7 @@ class Client:
             )
         socket = self._connect()
         try:
-            socket.send(data, flags=zmq.NOBLOCK)
+            socket.send(data, flags=zmq.NOBLOCK, copy=len(data) < 65536)
         except zmq.Again:
             self.close()
             raise DaemonUnavailable(self._unavailable_text()) from None
@@ -202,7 +202,8 @@ class Client:
                 self.close()  # a fresh socket next time: no stale queue, reconnects cleanly
                 raise DaemonUnavailable(self._unavailable_text())
             try:
-                message = protocol.decode(socket.recv(), max_bytes=protocol.MAX_REPLY_BYTES)
+                frame = socket.recv(copy=False)  # decoded straight from ZeroMQ's buffer
+                message = protocol.decode(frame.buffer, max_bytes=protocol.MAX_REPLY_BYTES)
             except protocol.ProtocolError as error:
                 raise DaemonError(protocol.BAD_MESSAGE, f"unreadable reply: {error}") from None
             if message.get("request_id") in (request_id, None):

@@ -122,7 +122,7 @@ def encode(message: dict[str, Any]) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
-def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+def decode(data: bytes | memoryview, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """msgpack bytes -> a message map with a str "type"; anything else raises ProtocolError.
 
     The unpacker limits keep a hostile message from allocating more than its own size: no ext types,

@@ -1,0 +1,177 @@
+"""What the daemon costs: the same fill in-process, through smartbrushd on loopback, and over HTTP+base64 PNG.
+
+For each image size the same request (box in the middle, fixed seed) runs
+  - in-process: `pipeline(...)` on PIL images, the floor;
+  - daemon: `Client.fill()` against a `Daemon` on tcp://127.0.0.1 (raw 8-bit buffers in msgpack, what
+    the editor plugins send); the overhead is the client's wall time minus the pipeline time the daemon
+    measured for that very call (`timings["run"]`), so the model's own jitter does not enter it;
+  - HTTP: the same payload as JSON with base64 PNGs to an http.server on loopback that decodes, runs the
+    pipeline and answers with base64 PNGs (how ComfyUI-style backends do it); overhead measured the same way.
+The median over the rounds is reported. Model: the demo model when installed, else the tiny test model.
+
+    python benchmarks/daemon_overhead.py [--sizes 512 1024] [--steps 20] [--rounds 5] [--model demo|tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.server
+import io
+import json
+import statistics
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import torch
+from PIL import Image
+
+from daemon.server import Daemon, load_pipeline
+from smartbrush import protocol
+from smartbrush.client import Client
+from smartbrush.pipeline import DEMO_MODEL_DIR
+
+
+def scene(size: int) -> Image.Image:
+    """A photo-like test image: smooth gradients plus sensor-like noise (PNG cannot squeeze it to nothing)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([200 * x + 30, 180 * y + 40, 120 * (1 - x * y) + 60], axis=-1)
+    noisy = base + rng.normal(0, 6, base.shape)
+    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def png_b64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def run_pipeline(pipeline, image: Image.Image, mask: Image.Image, args, prompt: str):
+    return pipeline(
+        image=image,
+        mask=mask,
+        prompt=prompt,
+        precision=1.0,
+        num_inference_steps=args.steps,
+        seed=1,
+    )
+
+
+class HttpBackend(http.server.BaseHTTPRequestHandler):
+    """POST /fill with JSON {image, mask: base64 PNG, prompt, steps}; answers base64 PNGs + run time."""
+
+    pipeline = None
+    args = None
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        image = Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB")
+        mask = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")
+        start = time.perf_counter()
+        output = run_pipeline(self.pipeline, image, mask, self.args, body["prompt"])
+        run = time.perf_counter() - start
+        reply = json.dumps(
+            {
+                "images": [png_b64(output.images[0])],
+                "alphas": [png_b64(output.alphas[0])],
+                "masks": [png_b64(output.masks[0])],
+                "run": run,
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--model", default="demo" if (DEMO_MODEL_DIR / "model_index.json").exists() else "tiny"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    pipeline = load_pipeline(args.model, "cpu", "float32")
+    pipeline.set_progress_bar_config(disable=True)
+    daemon = Daemon(pipeline, "tcp://127.0.0.1:*", model_name=args.model)
+    endpoint = daemon.bind()
+    threading.Thread(target=daemon.run, daemon=True).start()
+    HttpBackend.pipeline, HttpBackend.args = pipeline, args
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HttpBackend)
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    http_url = f"http://127.0.0.1:{http_server.server_address[1]}/fill"
+    client = Client(endpoint, timeout=600)
+    prompt = "a red ball"
+
+    print(
+        f"model {args.model}, {args.steps} steps, {args.rounds} rounds, torch threads {args.threads}"
+    )
+    print(
+        "| image | in-process fill | daemon overhead | share | HTTP+base64 PNG overhead | share | daemon request / reply | HTTP request / reply |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        image = scene(size)
+        box = [size * 3 // 8, size * 3 // 8, size // 4, size // 4]
+        mask = Image.new("L", image.size, 0)
+        mask.paste(255, (box[0], box[1], box[0] + box[2], box[1] + box[3]))
+        request = {
+            "image": protocol.raw_image(size, size, "RGB", image.tobytes()),
+            "box": box,
+            "prompt": prompt,
+            "precision": 1.0,
+            "steps": args.steps,
+            "seed": 1,
+        }
+        http_body = json.dumps(
+            {"image": png_b64(image), "mask": png_b64(mask), "prompt": prompt}
+        ).encode()
+        local_times, daemon_over, http_over = [], [], []
+        reply_bytes = http_reply_bytes = 0
+        run_pipeline(pipeline, image, mask, args, prompt)  # warm-up
+        client.fill(request)
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            run_pipeline(pipeline, image, mask, args, prompt)
+            local_times.append(time.perf_counter() - start)
+
+            start = time.perf_counter()
+            result = client.fill(request)
+            daemon_over.append(time.perf_counter() - start - result["timings"]["run"])
+            reply_bytes = len(protocol.encode(result))
+
+            start = time.perf_counter()
+            post = urllib.request.Request(
+                http_url, data=http_body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(post) as response:
+                body = response.read()
+            http_over.append(time.perf_counter() - start - json.loads(body)["run"])
+            http_reply_bytes = len(body)
+        fill = statistics.median(local_times)
+        d, h = statistics.median(daemon_over), statistics.median(http_over)
+        request_bytes = len(protocol.encode(protocol.validate_fill({"type": "fill", **request})))
+        print(
+            f"| {size}x{size} | {fill * 1000:.0f} ms | {d * 1000:.1f} ms | {100 * d / fill:.2f} % "
+            f"| {h * 1000:.1f} ms | {100 * h / fill:.2f} % | {request_bytes / 2**20:.2f} / {reply_bytes / 2**20:.2f} MiB "
+            f"| {len(http_body) / 2**20:.2f} / {http_reply_bytes / 2**20:.2f} MiB |"
+        )
+    client.close()
+    daemon.stop()
+    http_server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
