@@ -26,6 +26,8 @@ from PIL import Image
 pytestmark = pytest.mark.editor
 
 REPO = Path(__file__).resolve().parents[1]
+# The `smartbrush` command (not `python -m smartbrush.cli`, which would import the CLI twice).
+SMARTBRUSH = [sys.executable, "-c", "import sys; from smartbrush.cli import main; sys.exit(main())"]
 GIMP_TESTS = REPO / "tests" / "gimp"
 PROFILE = "/root/prof"  # GIMP3_DIRECTORY inside the chroot
 GIMP_TIMEOUT = 300  # seconds for one gimp-console run (a first run scans plug-ins: ~11 s)
@@ -97,7 +99,7 @@ def installed_plugin(gimp_root: Path, tmp_path_factory) -> Path:
     chroot_python.chmod(0o755)
     plug_ins = gimp_root / PROFILE.lstrip("/") / "plug-ins"
     done = subprocess.run(
-        [sys.executable, "-m", "smartbrush.cli", "install-plugin", "gimp", "--dest", str(plug_ins),
+        [*SMARTBRUSH, "install-plugin", "gimp", "--dest", str(plug_ins),
          "--editor-python", str(chroot_python)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -147,7 +149,7 @@ def chroot_workdir(gimp_root: Path):
     shutil.rmtree(workdir[0], ignore_errors=True)
 
 
-BATCH_CASES = ["rectangle", "ellipse", "no-selection", "daemon-down", "empty-prompt"]
+BATCH_CASES = ["rectangle", "ellipse", "gray", "no-selection", "daemon-down", "empty-prompt"]
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,7 @@ def test_rectangle_fill_adds_one_named_layer_directly_above_the_active_layer(bat
     assert batch.layer("rectangle", name)["visible"]
 
 
-@pytest.mark.parametrize("case", ["rectangle", "ellipse"])
+@pytest.mark.parametrize("case", ["rectangle", "ellipse", "gray"])
 def test_new_layers_are_transparent_outside_the_selection_and_painted_inside(batch, case):
     selected = batch.selection(case) > 0
     new_layers = [layer for layer in batch[case]["after"] if layer["name"].startswith("SmartBrush")]
@@ -216,6 +218,16 @@ def test_new_layers_are_transparent_outside_the_selection_and_painted_inside(bat
         assert not alpha[~selected].any(), f"{layer['name']} paints outside the selection"
         painted = np.count_nonzero(alpha[selected])
         assert painted >= 0.05 * selected.sum(), f"{layer['name']} paints almost nothing"
+
+
+def test_a_grayscale_image_gets_a_grayscale_layer(batch):
+    answer = batch["gray"]["answer"]
+    assert answer["status"] == "success", answer
+    assert batch.names("gray") == ["Top", "SmartBrush: a red ball (seed 5)", "Background"]
+    layer = batch.canvas("gray", batch.layer("gray", "SmartBrush: a red ball (seed 5)"))
+    painted = layer[..., 3] > 0
+    red, green, blue = (layer[..., channel][painted] for channel in range(3))
+    assert (red == green).all() and (green == blue).all()  # read back as RGBA: gray means R = G = B
 
 
 def test_feathered_ellipse_is_a_soft_mask(batch):
@@ -243,9 +255,7 @@ def test_variations_become_hidden_layers_above_the_first(batch):
     assert first["sha256"] != second["sha256"]  # different seeds, different pictures
 
 
-@pytest.mark.parametrize(
-    "case", ["rectangle", "ellipse", "no-selection", "daemon-down", "empty-prompt"]
-)
+@pytest.mark.parametrize("case", BATCH_CASES)
 def test_existing_layers_are_never_modified(batch, case):
     before = {layer["name"]: layer for layer in batch[case]["before"]}
     after = {layer["name"]: layer for layer in batch[case]["after"]}

@@ -25,9 +25,10 @@ from gi.repository import Gegl, Gimp  # noqa: E402
 WIDTH, HEIGHT = 96, 80
 
 
-def make_image(out):
-    """An RGB image: an opaque gradient "Background" and a half-transparent "Top" layer above it."""
-    image = Gimp.Image.new(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB)
+def make_image(gray=False):
+    """An opaque gradient "Background" and a half-transparent "Top" layer above it (RGB or gray)."""
+    base = Gimp.ImageBaseType.GRAY if gray else Gimp.ImageBaseType.RGB
+    image = Gimp.Image.new(WIDTH, HEIGHT, base)
     background = new_layer(image, "Background", WIDTH, HEIGHT, 0)
     pixels = bytearray(WIDTH * HEIGHT * 4)
     for y in range(HEIGHT):
@@ -44,9 +45,10 @@ def make_image(out):
 
 
 def new_layer(image, name, width, height, position):
-    layer = Gimp.Layer.new(
-        image, name, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL
-    )
+    kind = Gimp.ImageType.RGBA_IMAGE
+    if image.get_base_type() == Gimp.ImageBaseType.GRAY:
+        kind = Gimp.ImageType.GRAYA_IMAGE
+    layer = Gimp.Layer.new(image, name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, None, position)
     return layer
 
@@ -115,8 +117,8 @@ def run_fill(image, drawable, **options):
     return answer
 
 
-def case(out, tag, select, **options):
-    image, background = make_image(out)
+def case(out, tag, select, gray=False, **options):
+    image, background = make_image(gray)
     select(image)
     before = snapshot(image, out, f"{tag}-before")
     try:
@@ -157,6 +159,7 @@ def cases(job):
         "no-selection": (Gimp.Selection.none, fill),
         "daemon-down": (rectangle, dict(fill, endpoint=job["down_endpoint"])),
         "empty-prompt": (rectangle, dict(fill, prompt="   ")),
+        "gray": (feathered_ellipse, dict(fill, seed=5, gray=True)),
         # A long fill the test kills mid-way, the way GIMP cancels a plug-in.
         "killed": (rectangle, dict(fill, steps=200, variations=4)),
     }  # fmt: skip

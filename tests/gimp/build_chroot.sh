@@ -53,7 +53,7 @@ if [ ! -f "$ROOT/.smartbrush-base" ]; then
     fi
     if ! command -v debootstrap >/dev/null; then
         log "debootstrap missing; installing it"
-        apt-get install -y debootstrap >&2 || {
+        { apt-get update -qq && apt-get install -y -qq debootstrap; } >&2 || {
             # The host's apt may be locked or unavailable: unpack the .deb by hand instead.
             tmp=$(mktemp -d)
             (cd "$tmp" && apt-get download debootstrap >&2 && dpkg-deb -x debootstrap_*.deb x)
@@ -61,9 +61,16 @@ if [ ! -f "$ROOT/.smartbrush-base" ]; then
             PATH=$tmp/x/usr/sbin:$PATH
         }
     fi
-    log "debootstrap $SUITE into $ROOT (about a minute)"
-    debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >&2
-    touch "$ROOT/.smartbrush-base"
+    for attempt in 1 2; do  # one retry: a flaky mirror shouldn't fail a CI run
+        log "debootstrap $SUITE into $ROOT (about a minute; attempt $attempt)"
+        if debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >&2; then
+            touch "$ROOT/.smartbrush-base"
+            break
+        fi
+        unmount_all "$ROOT"
+        [ -z "$(mounted_below "$ROOT")" ] && rm -rf --one-file-system "$ROOT"
+    done
+    [ -f "$ROOT/.smartbrush-base" ] || { log "debootstrap failed"; exit 1; }
 fi
 
 want="${PACKAGES[*]}"
@@ -71,16 +78,19 @@ if [ "$(cat "$ROOT/.smartbrush-packages" 2>/dev/null)" != "$want" ]; then
     rm -f "$ROOT/.smartbrush-packages"
     log "installing ${PACKAGES[*]} (about a minute)"
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
-    mount -t proc proc "$ROOT/proc"
     trap 'unmount_all "$ROOT"' EXIT
-    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get update >&2
-    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-        apt-get install -y --no-install-recommends "${PACKAGES[@]}" >&2
-    chroot "$ROOT" apt-get clean
+    mount -t proc proc "$ROOT/proc" || log "could not mount /proc; trying apt without it"
+    apt=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
+         DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=3)
+    "${apt[@]}" update >&2
+    "${apt[@]}" install -y --no-install-recommends "${PACKAGES[@]}" >&2
+    "${apt[@]}" clean
     unmount_all "$ROOT"
     trap - EXIT
     # Smoke check: GIMP's Python sees every module the plug-in needs.
-    chroot "$ROOT" python3 -c "import gi, zmq, msgpack; gi.require_version('Gimp', '3.0')" >&2
+    chroot "$ROOT" /usr/bin/env -i /usr/bin/python3 -c \
+        "import gi, zmq, msgpack; gi.require_version('Gimp', '3.0')" >&2
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin gimp-console-3.0 --version >&2
     echo "$want" >"$ROOT/.smartbrush-packages"
 fi
 

@@ -1,0 +1,66 @@
+"""`smartbrush install-plugin gimp`: the folder GIMP 3 expects, run bit, vendored modules (no GIMP needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smartbrush import install_plugin
+from smartbrush.cli import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+# The `smartbrush` command (not `python -m smartbrush.cli`, which would import the CLI twice).
+SMARTBRUSH = [sys.executable, "-c", "import sys; from smartbrush.cli import main; sys.exit(main())"]
+
+
+def test_installs_an_executable_plug_in_with_its_vendored_modules(tmp_path):
+    done = subprocess.run(
+        [*SMARTBRUSH, "install-plugin", "gimp", "--dest", str(tmp_path),
+         "--editor-python", sys.executable],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "smartbrush-fill"
+    script = folder / "smartbrush-fill.py"
+    assert script.is_file() and os.access(script, os.X_OK)
+    assert script.read_text().startswith("#!/usr/bin/env python3")
+    for module in ("__init__.py", "protocol.py", "client.py", "editing.py"):
+        assert (folder / "vendor" / "smartbrush" / module).is_file(), module
+    assert "already importable" in done.stdout  # this Python has pyzmq and msgpack
+    # The vendored package imports on its own, without this repository on the path.
+    code = (
+        f"import sys; sys.path.insert(0, {str(folder / 'vendor')!r}); "
+        "import smartbrush.client, smartbrush.editing, smartbrush; print(smartbrush.__file__)"
+    )
+    check = subprocess.run(
+        [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip().startswith(str(folder / "vendor"))
+
+
+def test_reinstalling_replaces_the_old_copy(tmp_path):
+    folder = install_plugin.install_gimp(tmp_path, sys.executable)
+    (folder / "stale.py").write_text("old")
+    assert install_plugin.install_gimp(tmp_path, sys.executable) == folder
+    assert not (folder / "stale.py").exists()
+    assert (folder / "smartbrush-fill.py").is_file()
+
+
+def test_default_folder_is_gimp3s_config_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    if sys.platform.startswith("linux"):
+        assert install_plugin.gimp_config_dir() == tmp_path / "config" / "GIMP" / "3.0"
+    monkeypatch.setenv("GIMP3_DIRECTORY", str(tmp_path / "profile"))
+    assert install_plugin.gimp_config_dir() == tmp_path / "profile"
+
+
+def test_an_unusable_editor_python_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="cannot run the editor's Python"):
+        install_plugin.install_gimp(tmp_path, str(tmp_path / "no-such-python"))
