@@ -1,0 +1,255 @@
+"""The paper's ablation (Table 3) and baselines, in miniature on the shapes world: one command.
+
+    python benchmarks/ablation.py [--minutes 10] [--n 200] [--steps 20] [--out runs/ablation]
+
+Every trained row gets the same budget (`--minutes` of training from scratch, the demo model's
+architecture), the same seeds and the same test scenes. Phases are resumable: a killed run continues its
+training from the last checkpoint, finished evaluation chunks are kept, so rerunning the same command picks
+up where it stopped. The table goes to OUT/table.md (and docs/ablation-table.md with --docs), figures to
+docs/ablation-fig5.png and docs/ablation-fig6.png.
+
+Rows (what each changes, relative to full SmartBrush):
+  full                  the paper's recipe
+  no_bg_preservation    the full model, sampled without predicted-mask blending
+  no_precision          trained on exact masks only, no precision input
+  no_multitask          no text-to-image examples
+  labels_only           prompts are class labels, never captions
+  no_mask_head          no mask output, no DICE loss (so no background preservation either)
+  stable_inpainting     baseline: random box / brush masks, no precision, no mask head
+  stable_inpainting_compat  that baseline + compat mode (DiffEdit mask estimate, background preservation)
+  blended               baseline: trained on text-to-image only, sampled with known-region replacement
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK = 50  # test scenes per evaluation chunk; the spread over chunks gives the uncertainty
+
+# row -> (training run, recipe overrides, sampler options)
+TRAINED = {
+    "full": [],
+    "no_precision": ["recipe.precision_conditioning=false"],
+    "no_multitask": ["recipe.multitask=false"],
+    "labels_only": ["recipe.captions=false"],
+    "no_mask_head": ["recipe.mask_head=false"],
+    "stable_inpainting": ["recipe.random_masks=true"],
+    "blended": ["recipe.t2i_fraction=1.0"],
+}
+ROWS = {
+    "full": ("full", {}),
+    "no_bg_preservation": ("full", {"preserve_background": False}),
+    "no_precision": ("no_precision", {}),
+    "no_multitask": ("no_multitask", {}),
+    "labels_only": ("labels_only", {}),
+    "no_mask_head": ("no_mask_head", {}),
+    "stable_inpainting": ("stable_inpainting", {"preserve_background": False}),
+    "stable_inpainting_compat": ("stable_inpainting", {"preserve_background": True}),
+    "blended": ("blended", {"blended_sampling": True, "preserve_background": False}),
+}
+METRICS = [
+    ("exact", "colour_accuracy", "colour (exact)"),
+    ("exact", "shape_accuracy", "shape (exact)"),
+    ("exact", "exact_mask_iou", "exact-mask IoU"),
+    ("box", "colour_accuracy", "colour (box)"),
+    ("box", "shape_accuracy", "shape (box)"),
+    ("box", "predicted_mask_iou", "pred-mask IoU (box)"),
+    ("box", "background_psnr", "bg PSNR dB (box)"),
+]
+
+
+class Sampler:
+    """A pipeline with some sampler options fixed (what `evaluate` calls like a pipeline)."""
+
+    def __init__(self, pipe, **options):
+        self.pipe, self.options = pipe, options
+
+    def __call__(self, *args, **kwargs):
+        return self.pipe(*args, **{**kwargs, **self.options})
+
+
+def train_all(out: Path, minutes: float) -> None:
+    for name, overrides in TRAINED.items():
+        run_dir = out / name
+        if (run_dir / "pipeline" / "model_index.json").exists() and (run_dir / "done").exists():
+            continue
+        print(f"== training {name} ({minutes} min)", flush=True)
+        command = [sys.executable, "-m", "smartbrush.training", str(ROOT / "configs" / "ablation.toml"),
+                   "--set", f"run.output_dir={json.dumps(str(run_dir))}",
+                   "--set", f"train.max_minutes={minutes}", *sum((["--set", o] for o in overrides), [])]  # fmt: skip
+        subprocess.run(command, check=True)
+        (run_dir / "done").write_text("trained\n")
+
+
+def evaluate_all(out: Path, n: int, steps: int) -> dict:
+    import torch
+
+    from smartbrush.evaluation import default_classifier_path, evaluate, load_classifier
+    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.text import load_minilm
+
+    classifier = load_classifier(default_classifier_path())
+    tokenizer, text_encoder = load_minilm()
+    reports = {}
+    for row, (run, options) in ROWS.items():
+        chunks = []
+        for start in range(0, n, CHUNK):
+            path = out / "eval" / f"{row}-{start:04d}.json"
+            if not path.exists():
+                print(f"== evaluating {row}, scenes {start}..{start + CHUNK - 1}", flush=True)
+                pipe = SmartBrushPipeline.from_pretrained(
+                    out / run / "pipeline", tokenizer=tokenizer, text_encoder=text_encoder
+                )
+                pipe.set_progress_bar_config(disable=True)
+                torch.manual_seed(0)
+                report = evaluate(
+                    Sampler(pipe, **options), classifier, n=CHUNK, steps=steps, start=start
+                )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(report, default=float))
+            chunks.append(json.loads(path.read_text()))
+        reports[row] = chunks
+    return reports
+
+
+def summarise(chunks: list[dict], mode: str, metric: str) -> tuple[float, float]:
+    """Mean over all scenes and the standard error over chunks (PSNR: pooled over chunks in dB)."""
+    values = np.array([chunk[mode][metric] for chunk in chunks], dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    spread = finite.std(ddof=1) / math.sqrt(finite.size) if finite.size > 1 else float("nan")
+    return float(finite.mean()), float(spread)
+
+
+def table(reports: dict, minutes: float, n: int, steps: int) -> str:
+    head = "| row | " + " | ".join(label for _, _, label in METRICS) + " |"
+    lines = [
+        f"Budget: {minutes} min of CPU training per trained row (same architecture, seeds and recipe "
+        f"code); {n} test scenes per row in {n // CHUNK} chunks of {CHUNK}; {steps} sampling steps, "
+        "guidance 4. Cells: mean ± standard error over the chunks.",
+        "",
+        head,
+        "|" + "---|" * (len(METRICS) + 1),
+    ]
+    for row, chunks in reports.items():
+        cells = []
+        for mode, metric, _ in METRICS:
+            mean, spread = summarise(chunks, mode, metric)
+            digits = 1 if metric == "background_psnr" else 3
+            cells.append(f"{mean:.{digits}f} ± {spread:.{digits}f}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    real = reports["full"][0]["classifier_on_real_objects"]
+    lines += ["", f"Classifier on the real objects of the same scenes: colour "
+              f"{real['colour_accuracy']:.3f}, shape {real['shape_accuracy']:.3f} (first chunk)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def figures(out: Path) -> None:
+    """Figure 5: one prompt across precision, full vs Stable-Inpainting-style; Figure 6: box mask,
+    full with vs without background preservation. Predicted masks shown under each result."""
+    import PIL.Image
+    import PIL.ImageDraw
+
+    from smartbrush import world
+    from smartbrush.masks import box_mask
+    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.text import load_minilm
+
+    tokenizer, text_encoder = load_minilm()
+
+    def load(run):
+        pipe = SmartBrushPipeline.from_pretrained(out / run / "pipeline", tokenizer=tokenizer,
+                                                  text_encoder=text_encoder)  # fmt: skip
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    full, baseline = load("full"), load("stable_inpainting")
+    scale = 4
+
+    def tile(array, label):
+        image = PIL.Image.fromarray(array).resize((32 * scale, 32 * scale), PIL.Image.NEAREST)
+        canvas = PIL.Image.new("RGB", (image.width, image.height + 14), "white")
+        canvas.paste(image.convert("RGB"), (0, 14))
+        PIL.ImageDraw.Draw(canvas).text((2, 1), label, fill="black")
+        return canvas
+
+    def grid(rows):
+        width = max(len(r) for r in rows) * (32 * scale + 4)
+        height = len(rows) * (32 * scale + 18)
+        sheet = PIL.Image.new("RGB", (width, height), "white")
+        for y, row in enumerate(rows):
+            for x, cell in enumerate(row):
+                sheet.paste(cell, (x * (32 * scale + 4), y * (32 * scale + 18)))
+        return sheet
+
+    scene = world.make_scene("test", 3)
+    prompt = scene.target.short_caption
+    rows = []
+    for name, pipe, options in (("SmartBrush", full, {}), ("SI-style", baseline,
+                                                            {"preserve_background": False})):  # fmt: skip
+        images, masks_row = (
+            [tile(scene.background, prompt[:22])],
+            [tile(scene.target.mask.astype(np.uint8) * 255, "exact mask")],
+        )
+        for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+            result = pipe(scene.background, scene.target.mask, prompt, precision=p, seed=3,
+                          num_inference_steps=20, **options)  # fmt: skip
+            images.append(tile(np.asarray(result.images[0]), f"{name} p={p:.1f}"))
+            masks_row.append(tile(np.asarray(result.masks[0]), "predicted mask"))
+        rows += [images, masks_row]
+    grid(rows).save(ROOT / "docs" / "ablation-fig5.png")
+
+    rows = []
+    for index in (5, 11, 17, 23):
+        scene = world.make_scene("test", index)
+        box = box_mask(scene.target.mask)
+        prompt = scene.target.short_caption
+        row = [tile(scene.background, prompt[:22])]
+        for label, keep in (("with bg pres.", True), ("without", False)):
+            result = full(scene.background, box, prompt, precision=1.0, seed=index,
+                          num_inference_steps=20, preserve_background=keep)  # fmt: skip
+            row += [
+                tile(np.asarray(result.images[0]), label),
+                tile(np.asarray(result.masks[0]), "predicted mask"),
+            ]
+        rows.append(row)
+    grid(rows).save(ROOT / "docs" / "ablation-fig6.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=10.0, help="training budget per trained row"
+    )
+    parser.add_argument("--n", type=int, default=200, help="test scenes per row (multiple of 50)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation")
+    parser.add_argument("--docs", action="store_true", help="also write docs/ablation-table.md")
+    parser.add_argument("--skip-figures", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    train_all(args.out, args.minutes)
+    reports = evaluate_all(args.out, args.n, args.steps)
+    text = table(reports, args.minutes, args.n, args.steps)
+    (args.out / "table.md").write_text(text)
+    if args.docs:
+        (ROOT / "docs" / "ablation-table.md").write_text(text)
+    print(text)
+    if not args.skip_figures:
+        figures(args.out)
+
+
+if __name__ == "__main__":
+    main()
