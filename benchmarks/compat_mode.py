@@ -1,0 +1,135 @@
+"""Compat mode on the shapes world: a model without a mask head, box masks, background preservation on/off.
+
+    python benchmarks/compat_mode.py [--model runs/ablation/stable_inpainting/pipeline] [--n 100]
+
+A model without a mask head (a stock SD-inpainting checkpoint, or the ablation's "Stable-Inpainting-style"
+baseline) cannot say where its object is, so the pipeline estimates it training-free: DiffEdit's
+|eps(prompt) - eps(negative)| from the guidance pass, thresholded inside the coarse mask
+(smartbrush.pipeline.diffedit_mask). With preserve_background on, only that estimate (dilated) is
+regenerated after the first steps; off, the whole box is. For each test scene (seed = scene index) the
+model fills the target's bounding box (precision 1) with the target's prompt, both ways, and this reports,
+with `smartbrush eval`'s definitions (smartbrush.evaluation):
+
+    background PSNR      inside the box but outside the generated object, vs the object-free background
+    predicted-mask IoU   the pipeline's object mask (here the DiffEdit estimate) vs the generated object
+    repainted fraction   share of the box the result was pasted over (alpha > 0): what could change
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+DEFAULT_MODEL = ROOT / "runs" / "ablation" / "stable_inpainting" / "pipeline"
+
+
+def measure(pipe, n: int, steps: int, guidance: float, start: int = 0) -> dict:
+    """Box-mode metrics over test scenes start .. start + n - 1, preservation off and on."""
+    from smartbrush import world
+    from smartbrush.evaluation import _psnr, iou  # _psnr: eval's pooled PSNR, the same definition
+    from smartbrush.masks import box_mask
+
+    report = {"n": n, "steps": steps, "guidance_scale": guidance}
+    for name, preserve in (("off", False), ("on", True)):
+        sq_error, count, ious, repainted = 0.0, 0, [], []
+        for index in range(start, start + n):
+            scene = world.make_scene("test", index)
+            box = box_mask(scene.target.mask)
+            out = pipe(scene.background, box, scene.target.short_caption, precision=1.0, seed=index,
+                       num_inference_steps=steps, guidance_scale=guidance,
+                       preserve_background=preserve)  # fmt: skip
+            after = np.asarray(out.images[0].convert("RGB"))
+            generated = world.object_pixels(after, scene.background) & box
+            outside = box & ~generated
+            sq_error += float(
+                ((after[outside].astype(np.float64) - scene.background[outside]) ** 2).sum()
+            )
+            count += int(outside.sum()) * 3
+            ious.append(iou(np.asarray(out.masks[0]) >= 128, generated))
+            repainted.append(float(((np.asarray(out.alphas[0]) > 0) & box).sum() / box.sum()))
+        report[name] = {
+            "background_psnr": _psnr(sq_error, count),
+            "predicted_mask_iou": float(np.mean(ious)),
+            "repainted_fraction": float(np.mean(repainted)),
+        }
+    return report
+
+
+def load_compat_model(model: str):
+    from smartbrush.cli import UserError
+    from smartbrush.model import has_mask_head
+    from smartbrush.training import load_pipeline
+
+    if not (Path(model) / "model_index.json").is_file():
+        raise UserError(
+            f"no model at {model}: train the ablation's stable_inpainting row "
+            "(python benchmarks/ablation.py) or pass --model FOLDER (a SmartBrush folder without a mask "
+            "head, e.g. `smartbrush convert --no-mask-head`)"
+        )
+    pipe = load_pipeline(model)
+    if has_mask_head(pipe.unet):
+        raise UserError(f"{model} has a mask head; compat mode is for models without one")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"compat mode, {report['model']}: {report['n']} test scenes, box masks, "
+        f"{report['steps']} steps, guidance {report['guidance_scale']}"
+    ]
+    for name in ("off", "on"):
+        m = report[name]
+        lines.append(
+            f"  preserve_background {name:3s}: background PSNR {m['background_psnr']:.1f} dB, "
+            f"predicted-mask IoU {m['predicted_mask_iou']:.3f}, "
+            f"repainted {100 * m['repainted_fraction']:.0f} % of the box"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from smartbrush.cli import UserError
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", default=str(DEFAULT_MODEL), help="a SmartBrush folder, no mask head"
+    )
+    parser.add_argument("--n", type=int, default=100, help="test scenes")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=4.0, help="> 1: the estimate needs it")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    try:
+        if args.n < 1:
+            raise UserError("--n must be at least 1")
+        if args.guidance <= 1:
+            raise UserError(
+                "--guidance must be above 1: the mask estimate comes from the guidance pass"
+            )
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        pipe = load_compat_model(args.model)
+    except (UserError, ValueError, FileNotFoundError) as error:
+        print(f"compat_mode: error: {error}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    report = {"model": args.model, **measure(pipe, args.n, args.steps, args.guidance)}
+    report["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
