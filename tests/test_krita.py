@@ -151,8 +151,9 @@ def unchanged_except(case: dict, new_names: set[str]) -> None:
 def check_inside(layer: dict, selection: np.ndarray) -> None:
     alpha = alpha_of(layer)
     assert not (alpha[selection == 0] > 0).any(), "the result paints outside the selection"
-    # most of the selection is filled (the daemon's paste alpha; soft only at its edge)
-    assert (alpha[selection > 0] == 255).mean() > 0.5
+    # Something is painted. How much depends on the object shape the (random tiny) model predicts:
+    # the daemon pastes only there, so the rest of the selection keeps the original.
+    assert (alpha == 255).sum() > 50
 
 
 # --- 1. kritarunner: the scripting function --------------------------------------------------------
@@ -210,6 +211,20 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     assert 0.7 < (selection > 0).sum() / (70 * 50) < 0.85  # really an ellipse, not its box
     for layer in (first, second):
         check_inside(layer, selection)
+
+    # a feathered selection reaches the daemon as it is, and the result keeps its soft edge
+    soft = cases["soft_ellipse"]
+    [layer] = soft["layers"]
+    assert layer["siblings"][layer["index"] - 1] == "Middle"
+    unchanged_except(soft, {layer["name"]})
+    selection = unpack(soft["selection"], 1)[..., 0].astype(int)
+    alpha = alpha_of(layer).astype(int)
+    assert ((selection > 0) & (selection < 255)).sum() > 300  # really soft
+    assert not (alpha[selection == 0] > 0).any()
+    assert (alpha <= selection + 1).all()  # never more opaque than the selection
+    # not cut hard: where the model paints fully, the opacity is the selection's own soft value
+    feathered = (selection > 0) & (selection < 250)
+    assert (feathered & (np.abs(alpha - selection) <= 1)).sum() > 50
 
 
 # --- 2. full Krita under Xvfb: install, load, the action ---------------------------------------

@@ -83,6 +83,18 @@ def ellipse(box):
     return bytes(data)
 
 
+def soft_ellipse(box):
+    """An ellipse filling `box` with a feathered edge: 255 inside, falling linearly to 0 outside."""
+    _, _, w, h = box
+    rx, ry = w / 2, h / 2
+    data = bytearray(w * h)
+    for y in range(h):
+        for x in range(w):
+            d = (((x + 0.5 - rx) / rx) ** 2 + ((y + 0.5 - ry) / ry) ** 2) ** 0.5
+            data[y * w + x] = max(0, min(255, round((1 - d) / 0.3 * 255)))
+    return bytes(data)
+
+
 def __main__(args):
     result_path, endpoint, down_endpoint = args[0], args[1], args[2]
     result = {"cases": {}}
@@ -153,7 +165,20 @@ def __main__(args):
             endpoint=endpoint,
             layer=middle2,
             steps=3,
+            seed=3,
             variations=2,
+        )
+        doc3, middle3 = make_document(krita)
+        run_case(
+            "soft_ellipse",
+            doc3,
+            (50, 30, 60, 50),
+            mask=soft_ellipse((50, 30, 60, 50)),
+            prompt="a cat",
+            endpoint=endpoint,
+            layer=middle3,
+            steps=3,
+            seed=5,
         )
     except Exception:
         result["crash"] = traceback.format_exc()
