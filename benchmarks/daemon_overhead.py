@@ -7,9 +7,12 @@ For each image size the same request (box in the middle, fixed seed) runs
     measured for that very call (`timings["run"]`), so the model's own jitter does not enter it;
   - HTTP: the same payload as JSON with base64 PNGs to an http.server on loopback that decodes, runs the
     pipeline and answers with base64 PNGs (how ComfyUI-style backends do it); overhead measured the same way.
+  - floor: a bare ZeroMQ round trip carrying the same number of bytes (request and reply) on the same
+    kind of endpoint, with no msgpack, no checks and no pixels touched: what the transport alone costs.
 The median over the rounds is reported. Model: the demo model when installed, else the tiny test model.
 
     python benchmarks/daemon_overhead.py [--sizes 512 1024] [--steps 20] [--rounds 5] [--model demo|tiny]
+                                         [--endpoint tcp://127.0.0.1:* | ipc:///tmp/smartbrush-bench]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import urllib.request
 
 import numpy as np
 import torch
+import zmq
 from PIL import Image
 
 from daemon.server import Daemon, load_pipeline
@@ -91,6 +95,34 @@ class HttpBackend(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def zmq_round_trip(endpoint: str, request_bytes: int, reply_bytes: int, rounds: int) -> float:
+    """Median time of a bare DEALER -> ROUTER -> DEALER round trip with payloads of these sizes."""
+    context = zmq.Context.instance()
+    router = context.socket(zmq.ROUTER)
+    router.bind(endpoint.replace("smartbrush-bench", "smartbrush-floor"))
+    dealer = context.socket(zmq.DEALER)
+    dealer.connect(router.getsockopt_string(zmq.LAST_ENDPOINT))
+    request, reply = bytes(request_bytes), bytes(reply_bytes)
+
+    def echo() -> None:
+        for _ in range(rounds + 1):
+            identity, _ = router.recv_multipart(copy=False)
+            router.send_multipart([identity, reply], copy=False)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    times = []
+    for _ in range(rounds + 1):
+        start = time.perf_counter()
+        dealer.send(request, copy=False)
+        dealer.recv(copy=False)
+        times.append(time.perf_counter() - start)
+    thread.join()
+    dealer.close(linger=0)
+    router.close(linger=0)
+    return statistics.median(times[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
@@ -100,12 +132,13 @@ def main() -> None:
         "--model", default="demo" if (DEMO_MODEL_DIR / "model_index.json").exists() else "tiny"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:*")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     pipeline = load_pipeline(args.model, "cpu", "float32")
     pipeline.set_progress_bar_config(disable=True)
-    daemon = Daemon(pipeline, "tcp://127.0.0.1:*", model_name=args.model)
+    daemon = Daemon(pipeline, args.endpoint, model_name=args.model)
     endpoint = daemon.bind()
     threading.Thread(target=daemon.run, daemon=True).start()
     HttpBackend.pipeline, HttpBackend.args = pipeline, args
@@ -116,12 +149,13 @@ def main() -> None:
     prompt = "a red ball"
 
     print(
-        f"model {args.model}, {args.steps} steps, {args.rounds} rounds, torch threads {args.threads}"
+        f"model {args.model}, {args.steps} steps, {args.rounds} rounds, torch threads {args.threads}, "
+        f"daemon on {endpoint}"
     )
     print(
-        "| image | in-process fill | daemon overhead | share | HTTP+base64 PNG overhead | share | daemon request / reply | HTTP request / reply |"
+        "| image | in-process fill | daemon overhead, median (min) | share | ZeroMQ floor | HTTP+base64 PNG overhead, median (min) | share | daemon request / reply | HTTP request / reply |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         image = scene(size)
         box = [size * 3 // 8, size * 3 // 8, size // 4, size // 4]
@@ -163,9 +197,11 @@ def main() -> None:
         fill = statistics.median(local_times)
         d, h = statistics.median(daemon_over), statistics.median(http_over)
         request_bytes = len(protocol.encode(protocol.validate_fill({"type": "fill", **request})))
+        floor = zmq_round_trip(args.endpoint, request_bytes, reply_bytes, args.rounds)
         print(
-            f"| {size}x{size} | {fill * 1000:.0f} ms | {d * 1000:.1f} ms | {100 * d / fill:.2f} % "
-            f"| {h * 1000:.1f} ms | {100 * h / fill:.2f} % | {request_bytes / 2**20:.2f} / {reply_bytes / 2**20:.2f} MiB "
+            f"| {size}x{size} | {fill * 1000:.0f} ms | {d * 1000:.1f} ({min(daemon_over) * 1000:.1f}) ms "
+            f"| {100 * d / fill:.2f} % | {floor * 1000:.1f} ms "
+            f"| {h * 1000:.1f} ({min(http_over) * 1000:.1f}) ms | {100 * h / fill:.2f} % | {request_bytes / 2**20:.2f} / {reply_bytes / 2**20:.2f} MiB "
             f"| {len(http_body) / 2**20:.2f} / {http_reply_bytes / 2**20:.2f} MiB |"
         )
     client.close()

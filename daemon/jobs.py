@@ -21,7 +21,7 @@ from smartbrush import protocol
 StepCallback = Callable[[int, int, Image.Image | None], None]  # (step, total, preview or None)
 
 
-@dataclass
+@dataclass(eq=False)  # jobs compare by identity (queue removal), never by their pixels
 class FillJob:
     """A decoded, validated fill waiting for (or running on) a worker."""
 
