@@ -36,7 +36,9 @@ def test_concurrent_clients_get_every_job_once_in_fifo_order(tiny_pixel_pipeline
                             accepted.update(message)
 
                     seed = index * 1000 + number
-                    result = client.fill(box_request(steps=2, seed=seed), on_progress=on_progress)
+                    # one step without guidance: a real model call, as cheap as it gets
+                    request = box_request(steps=1, guidance=1.0, seed=seed)
+                    result = client.fill(request, on_progress=on_progress)
                     with lock:
                         records.append(
                             {"client": index, "seed": seed, "accepted": accepted, "result": result}
