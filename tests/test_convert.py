@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -413,3 +414,32 @@ def test_existing_output_is_kept_unless_overwrite(sd_folders, tmp_path, capsys):
     assert not (out / "notes.txt").exists()
     assert json.loads((out / "model_index.json").read_text())["_class_name"] == "SmartBrushPipeline"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
+
+
+def test_converted_folder_trains_and_exports(sd_folders, tmp_path):
+    """`model.init = OUT`: a few real training steps on the shapes world, then the exported pipeline
+    still has the CLIP text encoder and fills."""
+    from smartbrush.training import load_config, load_pipeline, train
+
+    out = tmp_path / "smartbrush"
+    assert convert_cli(sd_folders["t2i"], out) == 0
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(
+        root / "configs" / "tiny.toml",
+        [
+            f"model.init={json.dumps(str(out))}",
+            f"run.output_dir={json.dumps(str(tmp_path / 'run'))}",
+            "train.max_steps=2",
+            "train.batch_size=2",
+            "train.num_threads=1",
+            "export.text_encoder=true",
+        ],
+    )
+    state = train(config)
+    assert state["step"] == 2
+    trained = load_pipeline(str(tmp_path / "run" / "pipeline"))
+    assert type(trained.text_encoder).__name__ == "CLIPTextModel"
+    assert trained.unet.config.in_channels == 9 and trained.unet.config.out_channels == 5
+    before = SmartBrushPipeline.from_pretrained(out).unet.state_dict()
+    changed = [k for k, v in trained.unet.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed  # training moved the weights
