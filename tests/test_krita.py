@@ -148,12 +148,12 @@ def unchanged_except(case: dict, new_names: set[str]) -> None:
     assert after == case["before"]
 
 
-def check_inside(layer: dict, selection: np.ndarray) -> None:
+def check_inside(layer: dict, selection: np.ndarray, min_opaque: int = 50) -> None:
     alpha = alpha_of(layer)
     assert not (alpha[selection == 0] > 0).any(), "the result paints outside the selection"
     # Something is painted. How much depends on the object shape the (random tiny) model predicts:
     # the daemon pastes only there, so the rest of the selection keeps the original.
-    assert (alpha == 255).sum() > 50
+    assert (alpha == 255).sum() >= min_opaque
 
 
 # --- 1. kritarunner: the scripting function --------------------------------------------------------
@@ -201,7 +201,11 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     first, second = ellipse["layers"]
     group = first["parent"]
     assert group == second["parent"] == "SmartBrush: a cat (2 variations)"
-    assert first["name"].startswith("SmartBrush: a cat (seed ") and first["name"] != second["name"]
+    # each variation's own seed (the one that reproduces it alone) is in its name
+    assert (first["name"], second["name"]) == (
+        "SmartBrush: a cat (seed 3)",
+        "SmartBrush: a cat (seed 4)",
+    )
     assert first["visible"] and not second["visible"]
     assert first["index"] > second["index"]  # the first variation is on top
     names = [node[1] for node in ellipse["after"] if node[0] == 0]
@@ -291,7 +295,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     single = result["single"]
     [layer] = single["layers"]
     assert single["node"]["type"] == "paintlayer"
-    assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", layer["name"])
+    assert layer["name"] == "SmartBrush: a red ball (seed 7)"
     assert single["siblings"][single["node"]["index"] - 1] == "Middle"  # above the active layer
     unchanged_except(single, {layer["name"]})
     check_inside(layer, selection)
@@ -327,4 +331,4 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     [layer] = started["layers"]
     assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", layer["name"])
     unchanged_except(started, {layer["name"]})
-    check_inside(layer, selection)
+    check_inside(layer, selection, min_opaque=1)  # a random seed: any predicted shape

@@ -155,7 +155,8 @@ class Driver:
         self.widget(QLineEdit, "smartbrush_prompt").setText("a red ball")
         self.widget(QSpinBox, "smartbrush_steps").setValue(3)
         self.widget(QLineEdit, "smartbrush_endpoint").setText("")  # $SMARTBRUSH_ENDPOINT
-        self.widget(QCheckBox, "smartbrush_random_seed").setChecked(True)
+        self.widget(QCheckBox, "smartbrush_random_seed").setChecked(False)  # reproducible
+        self.widget(QSpinBox, "smartbrush_seed").setValue(7)
         self.widget(QCheckBox, "smartbrush_precision_auto").setChecked(True)
 
         before = snapshot(self.doc)
@@ -243,6 +244,7 @@ class Driver:
         self.case = self.result["start_daemon"] = {"before": snapshot(self.doc)}
         self.widget(QLineEdit, "smartbrush_endpoint").setText(START_ENDPOINT)
         self.widget(QLineEdit, "smartbrush_start_command").setText(START_COMMAND)
+        self.widget(QCheckBox, "smartbrush_random_seed").setChecked(True)  # the daemon picks
         self.action.trigger()
         self.wait(self.idle, self.click_start, "the daemon-down message")
 
