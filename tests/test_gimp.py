@@ -149,7 +149,9 @@ def chroot_workdir(gimp_root: Path):
     shutil.rmtree(workdir[0], ignore_errors=True)
 
 
-BATCH_CASES = ["rectangle", "ellipse", "gray", "no-selection", "daemon-down", "empty-prompt"]
+BATCH_CASES = [
+    "rectangle", "ellipse", "gray", "grouped", "no-selection", "daemon-down", "empty-prompt"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +232,18 @@ def test_a_grayscale_image_gets_a_grayscale_layer(batch):
     assert (red == green).all() and (green == blue).all()  # read back as RGBA: gray means R = G = B
 
 
+def test_inside_a_layer_group_the_new_layer_joins_the_group(batch):
+    answer = batch["grouped"]["answer"]
+    assert answer["status"] == "success", answer
+    assert batch.names("grouped", "before") == ["Top", "Group", "Group/Background"]
+    assert batch.names("grouped") == [
+        "Top",
+        "Group",
+        "Group/SmartBrush: a red ball (seed 3)",
+        "Group/Background",
+    ]
+
+
 def test_feathered_ellipse_is_a_soft_mask(batch):
     selection = batch.selection("ellipse")
     soft = np.count_nonzero((selection > 0) & (selection < 255))
@@ -260,6 +274,8 @@ def test_existing_layers_are_never_modified(batch, case):
     before = {layer["name"]: layer for layer in batch[case]["before"]}
     after = {layer["name"]: layer for layer in batch[case]["after"]}
     for name, layer in before.items():
+        if layer["group"]:  # a group's pixels are its children's, new layer included
+            continue
         assert after[name] == {**layer, "pixels": after[name]["pixels"]}, name
 
 
@@ -364,3 +380,21 @@ def test_killing_the_plug_in_mid_fill_cancels_the_daemon_job(
     assert [layer["sha256"] for layer in record["after"]] == [
         layer["sha256"] for layer in record["before"]
     ]
+
+
+def test_the_documented_batch_example_works(
+    gimp_root, installed_plugin, daemon_endpoint, chroot_workdir
+):
+    """docs/gimp.md's script and command line, verbatim, on a PNG: a filled .xcf comes out."""
+    host, inside = chroot_workdir
+    docs = (REPO / "docs" / "gimp.md").read_text()
+    (host / "fill.py").write_text(re.search(r"```python\n(.*?)```", docs, re.S).group(1))
+    command_line = re.search(r"```sh\n(gimp-console-3\.0 .*?)\n```", docs, re.S).group(1)
+    Image.new("RGB", (128, 96), (40, 120, 200)).save(host / "photo.png")
+    command = in_chroot(
+        gimp_root, {"SMARTBRUSH_ENDPOINT": daemon_endpoint}, "sh", "-c", f"cd {inside} && {command_line}"
+    )  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "added SmartBrush: a red ball (seed 42)" in done.stdout
+    assert (host / "photo-filled.xcf").read_bytes().startswith(b"gimp xcf")

@@ -25,11 +25,18 @@ from gi.repository import Gegl, Gimp  # noqa: E402
 WIDTH, HEIGHT = 96, 80
 
 
-def make_image(gray=False):
-    """An opaque gradient "Background" and a half-transparent "Top" layer above it (RGB or gray)."""
+def make_image(gray=False, grouped=False):
+    """An opaque gradient "Background" and a half-transparent "Top" layer above it (RGB or gray).
+
+    grouped: Background sits inside a layer group "Group".
+    """
     base = Gimp.ImageBaseType.GRAY if gray else Gimp.ImageBaseType.RGB
     image = Gimp.Image.new(WIDTH, HEIGHT, base)
-    background = new_layer(image, "Background", WIDTH, HEIGHT, 0)
+    parent = None
+    if grouped:
+        parent = Gimp.GroupLayer.new(image, "Group")
+        image.insert_layer(parent, None, 0)
+    background = new_layer(image, "Background", WIDTH, HEIGHT, 0, parent)
     pixels = bytearray(WIDTH * HEIGHT * 4)
     for y in range(HEIGHT):
         for x in range(WIDTH):
@@ -44,12 +51,12 @@ def make_image(gray=False):
     return image, background
 
 
-def new_layer(image, name, width, height, position):
+def new_layer(image, name, width, height, position, parent=None):
     kind = Gimp.ImageType.RGBA_IMAGE
     if image.get_base_type() == Gimp.ImageBaseType.GRAY:
         kind = Gimp.ImageType.GRAYA_IMAGE
     layer = Gimp.Layer.new(image, name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(layer, None, position)
+    image.insert_layer(layer, parent, position)
     return layer
 
 
@@ -64,10 +71,18 @@ def read(drawable, babl_format="R'G'B'A u8"):
     return bytes(drawable.get_buffer().get(rect, 1.0, babl_format, Gegl.AbyssPolicy.NONE))
 
 
+def walk(layers, prefix=""):
+    """(path name, layer) top to bottom, group contents after the group ("Group/Background")."""
+    for layer in layers:
+        yield prefix + layer.get_name(), layer
+        if layer.is_group():
+            yield from walk(layer.get_children(), prefix + layer.get_name() + "/")
+
+
 def snapshot(image, out, tag):
     """The layer stack top to bottom, each layer's geometry and pixels (saved to files)."""
     layers = []
-    for index, layer in enumerate(image.get_layers()):
+    for index, (name, layer) in enumerate(walk(image.get_layers())):
         data = read(layer)
         path = os.path.join(out, f"{tag}-layer{index}.rgba")
         with open(path, "wb") as file:
@@ -75,7 +90,8 @@ def snapshot(image, out, tag):
         _, x, y = layer.get_offsets()
         layers.append(
             {
-                "name": layer.get_name(),
+                "name": name,
+                "group": layer.is_group(),
                 "x": x,
                 "y": y,
                 "width": layer.get_width(),
@@ -117,8 +133,8 @@ def run_fill(image, drawable, **options):
     return answer
 
 
-def case(out, tag, select, gray=False, **options):
-    image, background = make_image(gray)
+def case(out, tag, select, gray=False, grouped=False, **options):
+    image, background = make_image(gray, grouped)
     select(image)
     before = snapshot(image, out, f"{tag}-before")
     try:
@@ -160,6 +176,7 @@ def cases(job):
         "daemon-down": (rectangle, dict(fill, endpoint=job["down_endpoint"])),
         "empty-prompt": (rectangle, dict(fill, prompt="   ")),
         "gray": (feathered_ellipse, dict(fill, seed=5, gray=True)),
+        "grouped": (rectangle, dict(fill, seed=3, grouped=True)),
         # A long fill the test kills mid-way, the way GIMP cancels a plug-in.
         "killed": (rectangle, dict(fill, steps=200, variations=4)),
     }  # fmt: skip

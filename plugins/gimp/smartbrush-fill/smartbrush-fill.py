@@ -269,8 +269,7 @@ def read_buffer(drawable, x, y, width, height, babl_format):
 
 
 def fill(image, drawables, selection, options_and_endpoint):
-    editing = _import_editing()
-    client_module = _import_client()
+    editing, client_module = _import_smartbrush()
     options, endpoint = options_and_endpoint
     x, y, width, height = selection
     rect = editing.context_rect(
@@ -409,14 +408,24 @@ class CancelWatchdog:
 
 
 def _import_editing():
+    return _import_smartbrush()[0]
+
+
+def _import_smartbrush():
+    """(editing, client) from vendor/, or a message that says what to install."""
     try:
-        from smartbrush import editing
+        import msgpack  # noqa: F401
+        import zmq  # noqa: F401
+    except ImportError as error:
+        raise UserFacingError(MISSING_MODULES_MESSAGE.format(error=error)) from None
+    try:
+        from smartbrush import client, editing
     except ImportError as error:
         raise UserFacingError(
             f"SmartBrush is not installed completely ({error}). "
             "Run `smartbrush install-plugin gimp` again."
         ) from None
-    return editing
+    return editing, client
 
 
 def _editing_or_none():
@@ -425,22 +434,6 @@ def _editing_or_none():
     except ImportError:
         return None
     return editing
-
-
-def _import_client():
-    try:
-        import msgpack  # noqa: F401
-        import zmq  # noqa: F401
-    except ImportError as error:
-        raise UserFacingError(MISSING_MODULES_MESSAGE.format(error=error)) from None
-    try:
-        from smartbrush import client
-    except ImportError as error:
-        raise UserFacingError(
-            f"SmartBrush is not installed completely ({error}). "
-            "Run `smartbrush install-plugin gimp` again."
-        ) from None
-    return client
 
 
 Gimp.main(SmartBrushFill.__gtype__, sys.argv)
