@@ -150,7 +150,8 @@ def chroot_workdir(gimp_root: Path):
 
 
 BATCH_CASES = [
-    "rectangle", "ellipse", "gray", "grouped", "no-selection", "daemon-down", "empty-prompt"
+    "rectangle", "ellipse", "gray", "grouped",
+    "no-selection", "daemon-down", "bad-endpoint", "empty-prompt",
 ]  # fmt: skip
 
 
@@ -285,6 +286,7 @@ def test_existing_layers_are_never_modified(batch, case):
         ("no-selection", "calling-error", "Nothing is selected"),
         ("daemon-down", "execution-error", "daemon is not answering at tcp://127.0.0.1:"),
         ("empty-prompt", "calling-error", "Describe what to paint"),
+        ("bad-endpoint", "execution-error", "Cannot reach the daemon at 'localhost:5737'"),
     ],
 )
 def test_failures_are_a_clear_message_and_change_nothing(batch, case, status, words):

@@ -174,6 +174,7 @@ def cases(job):
         ),
         "no-selection": (Gimp.Selection.none, fill),
         "daemon-down": (rectangle, dict(fill, endpoint=job["down_endpoint"])),
+        "bad-endpoint": (rectangle, dict(fill, endpoint="localhost:5737")),
         "empty-prompt": (rectangle, dict(fill, prompt="   ")),
         "gray": (feathered_ellipse, dict(fill, seed=5, gray=True)),
         "grouped": (rectangle, dict(fill, seed=3, grouped=True)),

@@ -160,7 +160,8 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         selection = selection_bounds(image)  # before the dialog: no selection, no questions
         if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-        layer, seed = fill(image, drawables, selection, read_options(config))
+        endpoint = config.get_property("endpoint") or None  # None: $SMARTBRUSH_ENDPOINT or default
+        layer, seed = fill(image, drawables, selection, read_options(config), endpoint)
     except UserFacingError as error:
         return failure(procedure, error.status, str(error))
     except Exception as error:  # never a traceback for the user; the log keeps it for us
@@ -228,17 +229,16 @@ def show_dialog(procedure, config):
 def read_options(config):
     editing = _import_editing()
     seed = config.get_property("seed")
+    precision = config.get_property("precision")
     return editing.FillOptions(
         prompt=config.get_property("prompt") or "",
         negative_prompt=config.get_property("negative-prompt") or "",
-        precision="auto"
-        if config.get_property("auto-precision")
-        else config.get_property("precision"),
+        precision="auto" if config.get_property("auto-precision") else precision,
         steps=config.get_property("steps"),
         guidance=config.get_property("guidance"),
-        seed=None if seed < 0 else seed,
+        seed=None if seed < 0 else seed,  # None: the daemon picks one (the layer name says which)
         variations=config.get_property("variations"),
-    ), (config.get_property("endpoint") or None)
+    )
 
 
 def read_visible(image, rect):
@@ -268,14 +268,11 @@ def read_buffer(drawable, x, y, width, height, babl_format):
 # --- the fill ------------------------------------------------------------------------------------
 
 
-def fill(image, drawables, selection, options_and_endpoint):
+def fill(image, drawables, selection, options, endpoint):
+    """Send the fill to the daemon and add its results; returns (first new layer, its seed)."""
     editing, client_module = _import_smartbrush()
-    options, endpoint = options_and_endpoint
-    x, y, width, height = selection
-    rect = editing.context_rect(
-        editing.Rect(x, y, width, height), image.get_width(), image.get_height()
-    )
     try:
+        rect = editing.context_rect(editing.Rect(*selection), image.get_width(), image.get_height())
         mask = editing.mask_from_selection(read_selection(image, rect), rect.width, rect.height)
         request = editing.build_fill_request(
             editing.image_from_pixels(read_visible(image, rect), rect.width, rect.height, "RGBA"),
@@ -301,6 +298,8 @@ def fill(image, drawables, selection, options_and_endpoint):
         ) from None
     except client_module.SmartBrushError as error:
         raise UserFacingError(editing.user_message(error, client.endpoint)) from None
+    except client_module.zmq.ZMQError as error:  # e.g. a mistyped endpoint
+        raise UserFacingError(f"Cannot reach the daemon at {client.endpoint!r}: {error}.") from None
     finally:
         client.close()
         Gimp.progress_end()
