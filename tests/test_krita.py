@@ -216,6 +216,12 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     for layer in (first, second):
         check_inside(layer, selection)
 
+    masked = cases["mask_as_reference"]
+    [layer] = masked["layers"]
+    assert layer["parent_type"] == "grouplayer"  # the root, not inside "Middle"
+    assert layer["siblings"][layer["index"] - 1] == "Middle"
+    unchanged_except(masked, {layer["name"]})
+
     # a feathered selection reaches the daemon as it is, and the result keeps its soft edge
     soft = cases["soft_ellipse"]
     [layer] = soft["layers"]

@@ -180,6 +180,20 @@ def __main__(args):
             steps=3,
             seed=5,
         )
+        # the active node is a mask on "Middle": the result goes above "Middle" (masks hold no paint)
+        doc4, middle4 = make_document(krita)
+        local_mask = doc4.createSelectionMask("Local selection")
+        middle4.addChildNode(local_mask, None)
+        run_case(
+            "mask_as_reference",
+            doc4,
+            (40, 30, 50, 40),
+            prompt="a red ball",
+            endpoint=endpoint,
+            layer=local_mask,
+            steps=3,
+            seed=11,
+        )
     except Exception:
         result["crash"] = traceback.format_exc()
     with open(result_path, "w") as out:

@@ -126,9 +126,13 @@ class SmartBrushDocker(DockWidget):
         self.auto_precision.toggled.connect(self._update_precision_label)
         row = QHBoxLayout()
         row.addWidget(self.auto_precision)
-        row.addWidget(self.precision, 1)
-        row.addWidget(self.precision_value)
+        row.addWidget(self.precision_value, 1)
         form.addRow("Precision", row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("shape"))
+        row.addWidget(self.precision, 1)
+        row.addWidget(QLabel("box"))
+        form.addRow("", row)
 
         self.steps = QSpinBox(objectName="smartbrush_steps")
         self.steps.setRange(1, 200)
@@ -184,7 +188,9 @@ class SmartBrushDocker(DockWidget):
     def _update_precision_label(self) -> None:
         auto = self.auto_precision.isChecked()
         self.precision.setEnabled(not auto)
-        self.precision_value.setText("auto" if auto else f"{self.precision.value() / 100:.2f}")
+        self.precision_value.setText(
+            "from the selection" if auto else f"{self.precision.value() / 100:.2f}"
+        )
 
     def _set_busy(self, busy: bool) -> None:
         self.fill_button.setEnabled(not busy)
