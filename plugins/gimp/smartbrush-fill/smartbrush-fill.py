@@ -271,6 +271,8 @@ def read_buffer(drawable, x, y, width, height, babl_format):
 def fill(image, drawables, selection, options, endpoint):
     """Send the fill to the daemon and add its results; returns (first new layer, its seed)."""
     editing, client_module = _import_smartbrush()
+    import zmq
+
     try:
         rect = editing.context_rect(editing.Rect(*selection), image.get_width(), image.get_height())
         mask = editing.mask_from_selection(read_selection(image, rect), rect.width, rect.height)
@@ -298,7 +300,7 @@ def fill(image, drawables, selection, options, endpoint):
         ) from None
     except client_module.SmartBrushError as error:
         raise UserFacingError(editing.user_message(error, client.endpoint)) from None
-    except client_module.zmq.ZMQError as error:  # e.g. a mistyped endpoint
+    except zmq.ZMQError as error:  # e.g. a mistyped endpoint
         raise UserFacingError(f"Cannot reach the daemon at {client.endpoint!r}: {error}.") from None
     finally:
         client.close()
@@ -326,15 +328,23 @@ def add_result_layers(image, drawables, rect, prompt, result, editing):
         else Gimp.ImageType.RGBA_IMAGE
     )
     images, alphas, seeds = result["images"], result.get("alphas") or [], result["seeds"]
+    # Convert every result before touching the image: a bad result changes nothing.
+    contents = []
+    for index, picture in enumerate(images):
+        if (picture["width"], picture["height"]) != (rect.width, rect.height):
+            raise ValueError(
+                f"the daemon sent a {picture['width']}x{picture['height']} result "
+                f"for a {rect.width}x{rect.height} area"
+            )
+        alpha = alphas[index] if index < len(alphas) else None
+        pixels = editing.layer_pixels(picture, alpha, order="RGBA")
+        contents.append((editing.layer_name(prompt, seeds[index]), pixels))
     layers = []
     image.undo_group_start()
     try:
         # Each insert at `position` pushes the earlier ones down: the first result ends up directly
         # above the active drawable, the other variations above it.
-        for index in range(len(images)):
-            alpha = alphas[index] if index < len(alphas) else None
-            pixels = editing.layer_pixels(images[index], alpha, order="RGBA")
-            name = editing.layer_name(prompt, seeds[index])
+        for index, (name, pixels) in enumerate(contents):
             layer = Gimp.Layer.new(
                 image, name, rect.width, rect.height, layer_type, 100.0, Gimp.LayerMode.NORMAL
             )
