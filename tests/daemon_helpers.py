@@ -52,31 +52,31 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+DAEMON_COMMAND = [sys.executable, "-m", "daemon"]  # what `smartbrushd` runs
+SERVE_COMMAND = [
+    sys.executable,
+    "-c",
+    "import sys; from smartbrush.cli import main; sys.exit(main())",
+    "serve",
+]
+
+
 def start_daemon_process(
-    endpoint: str, tmp_path: Path, *args: str, wait: bool = True
+    endpoint: str, tmp_path: Path, *args: str, command: list[str] = DAEMON_COMMAND
 ) -> subprocess.Popen:
-    """`python -m daemon --model tiny` as a subprocess; waits until it answers hello."""
+    """A daemon with `--model tiny` as a subprocess (logging to stderr unless args say otherwise);
+    waits until it answers hello."""
+    if "--log-file" not in args:
+        args = (*args, "--log-file", "-")
     log = open(tmp_path / f"daemon-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 (lives with the process)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daemon",
-            "--model",
-            "tiny",
-            "--endpoint",
-            endpoint,
-            "--log-file",
-            "-",
-            *args,
-        ],
+        [*command, "--model", "tiny", "--endpoint", endpoint, *args],
         cwd=tmp_path,
         env=daemon_env(tmp_path),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    if wait:
-        wait_until_answering(endpoint, process, log.name)
+    wait_until_answering(endpoint, process, log.name)
     return process
 
 

@@ -15,6 +15,7 @@ import pytest
 import zmq
 from daemon_helpers import (
     REPO,
+    SERVE_COMMAND,
     box_request,
     daemon_env,
     ellipse_mask,
@@ -225,7 +226,7 @@ def test_client_vanishing_mid_job_does_not_wedge_the_worker(daemon, client):
     done_before = client.status()["jobs_done"]
     socket = zmq.Context.instance().socket(zmq.DEALER)
     socket.connect(daemon.endpoint)
-    request = protocol.validate_fill({"type": "fill", **box_request(steps=30)})
+    request = protocol.validate_fill({"type": "fill", **box_request(steps=10)})
     socket.send(protocol.encode(request))
     kinds = []
     while "progress" not in kinds:
@@ -362,7 +363,8 @@ def test_daemon_process_killed_mid_job_then_restarted(tmp_path):
         assert time.monotonic() - start < 3 + 5  # the timeout, plus the few steps before the kill
         process.wait(timeout=10)
 
-        process = start_daemon_process(endpoint, tmp_path)
+        # restarted through the CLI this time, logging to the default platformdirs log file
+        process = start_daemon_process(endpoint, tmp_path, "--log-file", "", command=SERVE_COMMAND)
         assert client.fill(box_request())["images"]  # same Client object, new daemon
 
         def terminate_at_first_step(message):
@@ -373,6 +375,8 @@ def test_daemon_process_killed_mid_job_then_restarted(tmp_path):
             client.fill(box_request(steps=200), on_progress=terminate_at_first_step)
         assert error.value.code == protocol.SHUTTING_DOWN
         assert process.wait(timeout=30) == 0
+        log = (tmp_path / "state" / "smartbrush" / "log" / "smartbrushd.log").read_text()
+        assert "listening on" in log and "accepted" in log and "stopped" in log
     finally:
         client.close()
         stop_process(process)

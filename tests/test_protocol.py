@@ -201,7 +201,7 @@ JSONISH = st.recursive(
 FIELDS = st.sampled_from([*protocol.FILL_FIELDS, "width", "png", "junk"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(FIELDS, JSONISH, max_size=8), st.dictionaries(FIELDS, JSONISH, max_size=3))
 def test_validate_fill_only_ever_raises_protocol_errors(garbage, overrides):
     """Whatever arrives, validation answers with a ProtocolError or a normalised request."""
