@@ -293,20 +293,27 @@ class SmartBrushDocker(DockWidget):
             if cancel.is_set():
                 return False
             if message.get("type") == protocol.PROGRESS:
-                self._signals.progress.emit(int(message["step"]), int(message["total"]))
+                self._emit("progress", int(message["step"]), int(message["total"]))
                 if message.get("preview"):
-                    self._signals.preview.emit(message["preview"])
+                    self._emit("preview", message["preview"])
             return True
 
         try:
             with Client(endpoint, timeout=FILL_TIMEOUT, client_name="smartbrush_krita") as client:
                 result = run_fill(client, request, on_progress)
         except DaemonUnavailable as error:
-            self._signals.failed.emit(user_message(error, resolve_endpoint(endpoint)), True)
+            self._emit("failed", user_message(error, resolve_endpoint(endpoint)), True)
         except BaseException as error:  # noqa: BLE001 (reported in the docker instead)
-            self._signals.failed.emit(user_message(error, resolve_endpoint(endpoint)), False)
+            self._emit("failed", user_message(error, resolve_endpoint(endpoint)), False)
         else:
-            self._signals.finished.emit(result)
+            self._emit("finished", result)
+
+    def _emit(self, name: str, *args) -> None:
+        """Emit a signal from a worker thread; the docker may have been closed in the meantime."""
+        try:
+            getattr(self._signals, name).emit(*args)
+        except RuntimeError:  # its C++ object is gone: nobody to tell
+            pass
 
     def _on_progress(self, step: int, total: int) -> None:
         self.progress.setRange(0, total)
@@ -393,7 +400,8 @@ class SmartBrushDocker(DockWidget):
                     info = client.hello()
                 except DaemonUnavailable:
                     if process.poll() is not None:
-                        self._signals.failed.emit(
+                        self._emit(
+                            "failed",
                             f"The daemon command exited with code {process.returncode}: "
                             f"{_last_line(log)} (log: {log})",
                             True,
@@ -401,13 +409,15 @@ class SmartBrushDocker(DockWidget):
                         return
                     continue
                 except Exception as error:  # noqa: BLE001
-                    self._signals.failed.emit(user_message(error), False)
+                    self._emit("failed", user_message(error), False)
                     return
                 model = info.get("model", "?")
-                self._signals.daemon_ready.emit(f"The daemon is ready (model {model}).")
+                self._emit("daemon_ready", f"The daemon is ready (model {model}).")
                 return
-        self._signals.failed.emit(
-            f"The daemon did not answer within {START_WAIT_SECONDS:g} s (log: {log}).", True
+        self._emit(
+            "failed",
+            f"The daemon did not answer within {START_WAIT_SECONDS:g} s (log: {log}).",
+            True,
         )
 
     def _on_daemon_ready(self, text: str) -> None:
