@@ -18,7 +18,11 @@ from pathlib import Path
 from smartbrush.cli import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGINS = REPO / "plugins"
+# An installed wheel carries the plugins as smartbrush/plugins; a source checkout has them at the top.
+PLUGINS = next(
+    (p for p in (Path(__file__).resolve().parent / "plugins", REPO / "plugins") if p.is_dir()),
+    REPO / "plugins",
+)
 # The modules an editor plugin needs; pure Python apart from pyzmq and msgpack.
 VENDORED_MODULES = ("protocol.py", "client.py", "editing.py")
 VENDOR_INIT = '''"""The pure-Python part of SmartBrush (protocol, client, editing), vendored for an editor plugin.
