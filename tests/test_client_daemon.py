@@ -386,3 +386,35 @@ def test_systemd_unit_starts_smartbrushd():
     unit = (REPO / "daemon" / "smartbrushd.service").read_text()
     assert "ExecStart=" in unit and "smartbrushd" in unit
     assert "WantedBy=default.target" in unit
+
+
+def test_one_worker_per_pipeline_runs_jobs_side_by_side(tiny_pixel_pipeline):
+    """Several devices = several pipelines = several workers sharing one FIFO queue."""
+    from smartbrush.testing import tiny_pipeline
+
+    second = tiny_pipeline()
+    second.set_progress_bar_config(disable=True)
+    with running_daemon([tiny_pixel_pipeline, second]) as daemon:
+        running = threading.Event()
+        outcomes = []
+
+        def long_fill():
+            with Client(daemon.endpoint, timeout=20) as own:
+                try:
+                    own.fill(box_request(steps=150), on_progress=lambda m: not running.is_set())
+                except FillCancelled:
+                    outcomes.append("cancelled")
+
+        threads = [threading.Thread(target=long_fill) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        with Client(daemon.endpoint, timeout=20) as client:
+            assert client.hello()["devices"] == ["cpu", "cpu"]
+            deadline = time.monotonic() + 20
+            while len(client.status()["running"]) < 2:
+                assert time.monotonic() < deadline, client.status()
+                time.sleep(0.05)
+            running.set()  # both ran at once; now the callbacks cancel them
+        for thread in threads:
+            thread.join(timeout=20)
+        assert outcomes == ["cancelled", "cancelled"]
