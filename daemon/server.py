@@ -169,13 +169,15 @@ class Daemon:
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
         router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
-        if self.curve_dir is not None:
-            self._setup_curve(router)
         try:
+            if self.curve_dir is not None:
+                self._setup_curve(router)
             router.bind(self.requested_endpoint)
-        except zmq.ZMQError as error:
+        except (zmq.ZMQError, ValueError) as error:
             router.close(linger=0)
             self._stop_auth()
+            if isinstance(error, ValueError):
+                raise
             raise ValueError(f"cannot listen on {self.requested_endpoint}: {error}") from None
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._router = router
@@ -265,7 +267,13 @@ class Daemon:
         router.close(linger=1000)
         self._router = None
         self._stop_auth()
-        self._context.term()
+        if any(worker.is_alive() for worker in self._workers):
+            # a step longer than the grace period: leave the worker (a daemon thread) to the exit
+            log.warning(
+                "a worker is still busy after %.0f s; exiting without it", SHUTDOWN_GRACE_SECONDS
+            )
+        else:
+            self._context.term()
         log.info("stopped")
 
     # --- requests (main thread) -----------------------------------------------------------------

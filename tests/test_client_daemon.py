@@ -418,3 +418,13 @@ def test_one_worker_per_pipeline_runs_jobs_side_by_side(tiny_pixel_pipeline):
         for thread in threads:
             thread.join(timeout=20)
         assert outcomes == ["cancelled", "cancelled"]
+
+
+def test_incomplete_key_folder_and_busy_port_are_clear_errors(
+    tiny_pixel_pipeline, tmp_path, daemon
+):
+    (tmp_path / "server.key_secret").write_text("not a certificate")
+    with pytest.raises(ValueError, match="cannot read the server key"):
+        Daemon(tiny_pixel_pipeline, "tcp://127.0.0.1:*", curve_dir=tmp_path).bind()
+    with pytest.raises(ValueError, match="cannot listen on .*in use"):
+        Daemon(tiny_pixel_pipeline, daemon.endpoint).bind()
