@@ -86,7 +86,7 @@ def _real_objects(split: str, start: int, count: int):
             )
 
 
-def train_classifier(scenes: int = 6000, steps: int = 1500, batch: int = 64, seed: int = 0):
+def train_classifier(scenes: int = 2000, steps: int = 300, batch: int = 64, seed: int = 0):
     """Train the classifier on world training scenes (a seed range training never reaches)."""
     import torch
     import torch.nn.functional as F
@@ -355,8 +355,8 @@ def register(subparsers) -> None:
         "train-classifier", help="train the shape/colour classifier `smartbrush eval` uses"
     )
     parser.add_argument("-o", "--output", default=str(default_classifier_path()))
-    parser.add_argument("--scenes", type=int, default=6000)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--scenes", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=0)
     parser.set_defaults(func=train_classifier_command)
 

@@ -463,6 +463,7 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
         batch_size=batch_size,
         sampler=sampler,
         num_workers=train_cfg["num_workers"],
+        generator=torch.Generator().manual_seed(run["seed"]),  # keeps the global RNG for resuming
     )
 
     # the text encoder is frozen: encode each distinct prompt once
@@ -589,8 +590,15 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
         signal.signal(sig, handler)
     export_dir = config["export"]["dir"]
     if export_dir and accelerator.is_main_process and stop["signal"] is None:
-        shutil.rmtree(export_dir, ignore_errors=True)
-        shutil.copytree(output_dir / "pipeline", export_dir)
+        # replace the pipeline's files, keep the rest (e.g. the demo's eval classifier)
+        Path(export_dir).mkdir(parents=True, exist_ok=True)
+        for item in (output_dir / "pipeline").iterdir():
+            target = Path(export_dir) / item.name
+            shutil.rmtree(target, ignore_errors=True)
+            if item.is_dir():
+                shutil.copytree(item, target)
+            else:
+                shutil.copy2(item, target)
         accelerator.print(f"exported the trained pipeline to {export_dir}")
     if stop["signal"] is not None:
         accelerator.print(

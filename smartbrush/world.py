@@ -206,7 +206,7 @@ def shape_outline(shape: str, box: tuple[int, int, int, int]) -> list[tuple[floa
 
 
 def shape_mask(shape: str, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """The exact (aliased) mask of a shape drawn in box on a size x size canvas."""
+    """The exact (aliased) mask of a shape drawn in box (to within a pixel) on a size x size canvas."""
     canvas = PIL.Image.new("1", (size, size), 0)
     draw = PIL.ImageDraw.Draw(canvas)
     outline = shape_outline(shape, box)

@@ -1,0 +1,135 @@
+"""`smartbrush train`: the recipe end to end on configs/tiny.toml, checkpoints, resume, config errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from smartbrush import training, world
+from smartbrush.cli import main
+from smartbrush.datasets import WorldDataset
+from smartbrush.masks import NUM_LEVELS, box_mask
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
+
+
+def run(tmp_path, *overrides, name="run"):
+    out = tmp_path / name
+    code = main(
+        [
+            "train",
+            str(TINY),
+            "--set",
+            f"run.output_dir={out}",
+            *[a for o in overrides for a in ("--set", o)],
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def log(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_runs_checkpoints_and_resumes_where_it_stopped(tmp_path):
+    out = run(tmp_path)  # 4 steps, a checkpoint every 2
+    records = log(out)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 for r in records)
+    assert all(0 <= r["dice"] <= 1 for r in records)
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints == ["step-0000002", "step-0000004"]
+    with safe_open(out / "checkpoints/step-0000004/checkpoint.safetensors", "pt") as file:
+        assert json.loads(file.metadata()["state"])["step"] == 4
+        keys = list(file.keys())
+    assert any(k.startswith("unet.") for k in keys) and any(k.startswith("optim.") for k in keys)
+    assert any(k.startswith("ema.") for k in keys) and "rng.torch" in keys
+
+    # the same command with a larger budget continues at step 5, it does not start over
+    run(tmp_path, "train.max_steps=6")
+    assert [r["step"] for r in log(out)] == [1, 2, 3, 4, 5, 6]
+    # ... and ends with exactly the weights, optimizer state and RNG of an uninterrupted run
+    straight = run(tmp_path, "train.max_steps=6", "train.checkpoint_every=0", name="straight")
+    a = safe_open(straight / "checkpoints/step-0000006/checkpoint.safetensors", "pt")
+    b = safe_open(out / "checkpoints/step-0000006/checkpoint.safetensors", "pt")
+    assert sorted(a.keys()) == sorted(b.keys())
+    for key in a.keys():
+        assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
+
+    # the exported pipeline is a working SmartBrush model (text encoder supplied by the loader)
+    pipe = training.load_pipeline(str(out / "pipeline"))
+    pipe.set_progress_bar_config(disable=True)
+    scene = world.make_scene("test", 0)
+    result = pipe(scene.background, scene.mask, "a red star", seed=1, num_inference_steps=2)
+    after = np.asarray(result.images[0])
+    assert after.shape == scene.background.shape
+    assert np.array_equal(after[~scene.mask], scene.background[~scene.mask])
+
+
+def recipe_examples(count=200, **switches):
+    recipe = {**training.DEFAULTS["recipe"], **switches}
+    data = training.RecipeDataset(WorldDataset("train", 32), recipe, NUM_LEVELS, seed=0)
+    return [(data[i], WorldDataset("train", 32)[i]) for i in range(count)]
+
+
+def test_the_recipe_mixes_levels_tasks_and_prompts():
+    examples = recipe_examples()
+    whole = [e for e, _ in examples if e["coarse"].all()]
+    assert 0.1 < len(whole) / len(examples) < 0.3  # about 20 % text-to-image
+    assert {e["level"] for e, _ in examples} == set(range(NUM_LEVELS + 1))
+    for example, raw in examples:
+        exact = raw["mask"]
+        assert np.array_equal(example["mask"][0] > 0, exact)
+        assert (example["coarse"][0] >= example["mask"][0]).all()  # m_s covers the object
+        if not example["coarse"].all() and example["level"] == 0:
+            assert np.array_equal(example["coarse"][0] > 0, exact)
+        if not example["coarse"].all() and example["level"] == NUM_LEVELS:
+            assert np.array_equal(example["coarse"][0] > 0, box_mask(exact))
+        assert example["prompt"] in ("", raw["label"], *raw["captions"])
+    prompts = [e["prompt"] for e, _ in examples]
+    assert 0.03 < prompts.count("") / len(prompts) < 0.2
+    assert (
+        sum(p in world.SHAPES for p in prompts) > 20
+        and sum(len(p.split()) > 2 for p in prompts) > 50
+    )
+
+
+def test_ablation_switches():
+    for example, raw in recipe_examples(100, precision_conditioning=False, multitask=False):
+        assert example["level"] == 0 and np.array_equal(example["coarse"][0] > 0, raw["mask"])
+    for example, raw in recipe_examples(100, captions=False):
+        assert example["prompt"] in ("", raw["label"])
+    for example, raw in recipe_examples(100, random_masks=True):
+        coarse = example["coarse"][0] > 0
+        assert coarse[raw["mask"]].all() and not coarse.all() and example["level"] == 0
+
+
+def test_ablation_models_drop_the_class_embedding_and_the_mask_head(tmp_path):
+    config = training.load_config(
+        TINY, ["recipe.precision_conditioning=false", "recipe.mask_head=false"]
+    )
+    pipe, _ = training.build_pipeline(config)
+    assert pipe.unet.config.class_embed_type is None and pipe.unet.config.out_channels == 3
+    pipe, _ = training.build_pipeline(training.load_config(TINY))
+    assert pipe.unet.config.class_embed_type == "timestep" and pipe.unet.config.out_channels == 4
+    assert pipe.unet.config.in_channels == 7 and pipe.scheduler.config.num_train_timesteps == 1000
+
+
+def test_config_errors_are_one_line_messages(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nbatch_sise = 3\n")
+    assert main(["train", str(bad)]) == 2
+    assert "unknown config key train.batch_sise" in capsys.readouterr().err
+    assert main(["train", str(TINY), "--set", "train.batch_size=many"]) == 2
+    assert "must be a number" in capsys.readouterr().err
+    assert main(["train", str(TINY), "--set", "nodot=1"]) == 2
+    bad.write_text("[train\n")
+    assert main(["train", str(bad)]) == 2
+    assert "cannot parse" in capsys.readouterr().err
+    yaml_config = tmp_path / "c.yaml"
+    yaml_config.write_text("train:\n  batch_size: 2\nrecipe:\n  captions: false\n")
+    config = training.load_config(yaml_config)
+    assert config["train"]["batch_size"] == 2 and config["recipe"]["captions"] is False
