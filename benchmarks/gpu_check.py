@@ -254,6 +254,35 @@ def training_check(
     }
 
 
+def human_summary(summary: dict, checked: bool) -> str:
+    """The summary in words; goals are only judged for the full model on a GPU."""
+
+    def gib(value):
+        return "n/a" if value is None else f"{value:.2f} GiB"
+
+    def goal(name, unit):
+        return f" (goal <= {GOALS[name]} {unit})" if checked else ""
+
+    res = summary["resolution"]
+    lines = [
+        f"model {summary['model']} ({summary['unet_params_m']} M UNet parameters) on "
+        f"{summary['device']}, {summary['dtype']}",
+        f"fill: {summary['steps']} steps at {res}x{res}: {summary['fill_s']:.3f} s"
+        + goal("fill_s", "s")
+        + f", peak VRAM {gib(summary['fill_peak_vram_gib'])}"
+        + goal("fill_peak_vram_gib", "GiB"),
+        f"training: batch {summary['batch_size']}, {summary['s_per_step']:.3f} s/step, peak VRAM "
+        f"{gib(summary['train_peak_vram_gib'])}, {summary['mixed_precision']} mixed precision, "
+        f"{summary['optimizer']}, {summary['attention']} attention, gradient checkpointing "
+        f"{'on' if summary['gradient_checkpointing'] else 'off'}, loss {summary['loss']} "
+        f"({'finite' if summary['loss_finite'] else 'NOT finite'})",
+    ]
+    if checked:
+        met = all(summary["goals"].values())
+        lines.append("goals: " + ("met" if met else "NOT met: " + json.dumps(summary["goals"])))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a tiny model (for CPU tests)")
@@ -304,26 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
-    vram = summary["fill_peak_vram_gib"]
-    print(
-        f"model {summary['model']} ({summary['unet_params_m']} M UNet parameters) on "
-        f"{summary['device']}, {summary['dtype']}"
-    )
-    print(
-        f"fill: {summary['steps']} steps at {summary['resolution']}x{summary['resolution']}: "
-        f"{summary['fill_s']:.3f} s (goal <= {GOALS['fill_s']} s), peak VRAM "
-        + (f"{vram:.2f} GiB (goal <= {GOALS['fill_peak_vram_gib']} GiB)" if vram else "n/a")
-    )
-    train_vram = summary["train_peak_vram_gib"]
-    print(
-        f"training: batch {summary['batch_size']}, {summary['s_per_step']:.3f} s/step, peak VRAM "
-        + (f"{train_vram:.2f} GiB" if train_vram else "n/a")
-        + f", {summary['mixed_precision']} mixed precision, {summary['optimizer']}, "
-        f"loss {summary['loss']} ({'finite' if summary['loss_finite'] else 'NOT finite'})"
-    )
-    if checked:
-        met = all(summary["goals"].values())
-        print("goals: " + ("met" if met else "NOT met: " + json.dumps(summary["goals"])))
+    print(human_summary(summary, checked))
     return 0
 
 
