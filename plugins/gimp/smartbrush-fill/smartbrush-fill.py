@@ -284,26 +284,29 @@ def fill(image, drawables, selection, options, endpoint):
     except editing.EditingError as error:
         raise UserFacingError(str(error), Gimp.PDBStatusType.CALLING_ERROR) from None
 
-    client = client_module.Client(endpoint, timeout=HELLO_TIMEOUT, client_name="smartbrush-gimp")
+    where = client_module.resolve_endpoint(endpoint)
+    client = None
     try:
         Gimp.progress_init("SmartBrush: connecting to the daemon")
+        client = client_module.Client(where, timeout=HELLO_TIMEOUT, client_name="smartbrush-gimp")
         client.hello()  # fails fast with a clear message when no daemon runs
         client.timeout = SILENCE_TIMEOUT
-        with CancelWatchdog(client.endpoint) as watchdog:
+        with CancelWatchdog(where) as watchdog:
             result = client.fill(
                 request, on_progress=lambda message: show_progress(message, watchdog)
             )
     except client_module.DaemonUnavailable:
         raise UserFacingError(
-            editing.daemon_down_message(client.endpoint, start_command=None)
+            editing.daemon_down_message(where, start_command=None)
             + " Start it with `smartbrush serve`, or set the endpoint."
         ) from None
-    except client_module.SmartBrushError as error:
-        raise UserFacingError(editing.user_message(error, client.endpoint)) from None
+    except client_module.SmartBrushError as error:  # incl. unreadable CURVE keys, daemon errors
+        raise UserFacingError(editing.user_message(error, where)) from None
     except zmq.ZMQError as error:  # e.g. a mistyped endpoint
-        raise UserFacingError(f"Cannot reach the daemon at {client.endpoint!r}: {error}.") from None
+        raise UserFacingError(f"Cannot reach the daemon at {where!r}: {error}.") from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         Gimp.progress_end()
     return add_result_layers(image, drawables, rect, request["prompt"], result, editing)
 
