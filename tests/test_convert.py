@@ -286,12 +286,17 @@ def config_only(sd_folders, tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("kind", ["t2i", "inpaint"])
-def test_single_file_round_trip_with_local_config(sd_folders, config_only, tmp_path, kind):
+@pytest.mark.parametrize(
+    "kind, suffix", [("t2i", ".safetensors"), ("inpaint", ".safetensors"), ("t2i", ".ckpt")]
+)
+def test_single_file_round_trip_with_local_config(sd_folders, config_only, tmp_path, kind, suffix):
     in_channels = 4 if kind == "t2i" else 9
     parent = tiny_sd(in_channels, seed=in_channels)  # the same weights as the saved folder
-    checkpoint_file = tmp_path / "model.safetensors"
-    save_file(ldm_checkpoint(parent), checkpoint_file)
+    checkpoint_file = tmp_path / f"model{suffix}"
+    if suffix == ".ckpt":  # the CompVis training-checkpoint layout
+        torch.save({"state_dict": ldm_checkpoint(parent), "global_step": 470000}, checkpoint_file)
+    else:
+        save_file(ldm_checkpoint(parent), checkpoint_file)
 
     out = tmp_path / "smartbrush"
     assert convert_cli(checkpoint_file, out, "--config", config_only) == 0
