@@ -122,3 +122,46 @@ def test_caption_command_without_blip_weights_says_what_to_do(coco, tmp_path, ca
     assert code == 2
     assert "no BLIP model" in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
+
+
+def tiny_blip(folder):
+    """A real, randomly initialised BLIP captioner (MiniLM's tokenizer), saved like a downloaded one."""
+    from transformers import (
+        AutoTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    from smartbrush.text import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    tiny = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=tokenizer.vocab_size,
+            encoder_hidden_size=32,
+            bos_token_id=tokenizer.cls_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            **tiny,
+        ),
+        vision_config=dict(image_size=32, patch_size=8, **tiny),
+        projection_dim=32,
+    )
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def test_caption_command_writes_a_captions_file_training_can_read(coco, tmp_path):
+    blip = tmp_path / "blip"
+    tiny_blip(blip)
+    output = tmp_path / "captions" / "out.json"
+    assert main(["caption", str(coco), "--model", str(blip), "-o", str(output)]) == 0
+    captions = json.loads(output.read_text())
+    assert set(captions) == {"11", "12", "13"}  # one per usable instance
+    assert all(isinstance(text, str) for text in captions.values())
+    data = CocoInstances(coco, resolution=32, captions_file=output)
+    assert len(data) == 3 and all(len(data[i]["captions"]) == 1 for i in range(3))
