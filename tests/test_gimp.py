@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def daemon_endpoint(tmp_path_factory):
+def daemon(tmp_path_factory):
     """A real daemon with the tiny random model, on the host's loopback (the chroot shares it)."""
     from smartbrush.client import Client, DaemonUnavailable
 
@@ -78,7 +79,7 @@ def daemon_endpoint(tmp_path_factory):
             except DaemonUnavailable:
                 if time.monotonic() > deadline:
                     pytest.fail("the daemon did not answer within 180 s")
-        yield endpoint
+        yield SimpleNamespace(endpoint=endpoint, log=Path(log.name))
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -86,6 +87,11 @@ def daemon_endpoint(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def daemon_endpoint(daemon) -> str:
+    return daemon.endpoint
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +351,7 @@ def chroot_processes(gimp_root: Path, needle: str) -> list[int]:
 
 
 def test_killing_the_plug_in_mid_fill_cancels_the_daemon_job(
-    gimp_root, installed_plugin, daemon_endpoint, chroot_workdir
+    gimp_root, installed_plugin, daemon, daemon_endpoint, chroot_workdir
 ):
     """GIMP's progress Cancel kills the plug-in (SIGKILL): the daemon job must stop, the image stay."""
     from smartbrush.client import Client
@@ -359,15 +365,16 @@ def test_killing_the_plug_in_mid_fill_cancels_the_daemon_job(
     client = Client(daemon_endpoint, timeout=10)
     try:
         deadline = time.monotonic() + 120
-        while not client.status()["running"]:  # the 200-step fill has started
+        while not (running := client.status()["running"]):  # the 200-step fill has started
             assert gimp.poll() is None, gimp.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "the fill never started"
             time.sleep(0.2)
+        job_id = running[0]["job_id"]
         plug_ins = chroot_processes(gimp_root, "smartbrush-fill.py")
         assert len(plug_ins) == 1, plug_ins
         killed_at = time.monotonic()
         os.kill(plug_ins[0], signal.SIGKILL)
-        # A 200-step, 4-variation fill takes minutes on a CPU; cancelled, it stops at the next step.
+        # 200 steps x 8 variations take minutes on a CPU; cancelled, the job stops at the next step.
         while client.status()["running"]:
             assert time.monotonic() - killed_at < 20, "the daemon kept working for a dead plug-in"
             time.sleep(0.2)
@@ -377,6 +384,9 @@ def test_killing_the_plug_in_mid_fill_cancels_the_daemon_job(
             gimp.kill()
         client.close()
     assert gimp.returncode == 0, stderr[-2000:]
+    # It stopped because it was cancelled (the watchdog's message), not because it finished.
+    log = daemon.log.read_text().splitlines()
+    assert any(job_id in line and "cancel" in line for line in log), log[-20:]
     record = json.loads((host / "result.json").read_text())["killed"]
     assert record["answer"]["status"] != "success"
     assert [layer["sha256"] for layer in record["after"]] == [

@@ -179,7 +179,7 @@ def cases(job):
         "gray": (feathered_ellipse, dict(fill, seed=5, gray=True)),
         "grouped": (rectangle, dict(fill, seed=3, grouped=True)),
         # A long fill the test kills mid-way, the way GIMP cancels a plug-in.
-        "killed": (rectangle, dict(fill, steps=200, variations=4)),
+        "killed": (rectangle, dict(fill, steps=200, variations=8)),
     }  # fmt: skip
 
 
