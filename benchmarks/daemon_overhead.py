@@ -22,7 +22,12 @@ import base64
 import http.server
 import io
 import json
+import multiprocessing
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -32,7 +37,7 @@ import torch
 import zmq
 from PIL import Image
 
-from daemon.server import Daemon, load_pipeline
+from daemon.server import load_pipeline
 from smartbrush import protocol
 from smartbrush.client import Client
 from smartbrush.pipeline import DEMO_MODEL_DIR
@@ -53,13 +58,13 @@ def png_b64(image: Image.Image) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def run_pipeline(pipeline, image: Image.Image, mask: Image.Image, args, prompt: str):
+def run_pipeline(pipeline, image: Image.Image, mask: Image.Image, steps: int, prompt: str):
     return pipeline(
         image=image,
         mask=mask,
         prompt=prompt,
         precision=1.0,
-        num_inference_steps=args.steps,
+        num_inference_steps=steps,
         seed=1,
     )
 
@@ -68,14 +73,19 @@ class HttpBackend(http.server.BaseHTTPRequestHandler):
     """POST /fill with JSON {image, mask: base64 PNG, prompt, steps}; answers base64 PNGs + run time."""
 
     pipeline = None
-    args = None
+    steps = 20
+
+    def do_GET(self) -> None:  # noqa: N802 (/ready: polled until the model is loaded)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         image = Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB")
         mask = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")
         start = time.perf_counter()
-        output = run_pipeline(self.pipeline, image, mask, self.args, body["prompt"])
+        output = run_pipeline(self.pipeline, image, mask, self.steps, body["prompt"])
         run = time.perf_counter() - start
         reply = json.dumps(
             {
@@ -123,6 +133,33 @@ def zmq_round_trip(endpoint: str, request_bytes: int, reply_bytes: int, rounds: 
     return statistics.median(times[1:])
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(probe, name: str, limit: float = 300) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            probe()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} did not start within {limit} s") from None
+            time.sleep(0.5)
+
+
+def serve_http(port: int, model: str, threads: int, steps: int) -> None:
+    """The HTTP+base64 PNG contender, in its own process (started with multiprocessing)."""
+    torch.set_num_threads(threads)
+    HttpBackend.pipeline = load_pipeline(model, "cpu", "float32")
+    HttpBackend.pipeline.set_progress_bar_config(disable=True)
+    HttpBackend.steps = steps
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), HttpBackend).serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
@@ -138,14 +175,27 @@ def main() -> None:
 
     pipeline = load_pipeline(args.model, "cpu", "float32")
     pipeline.set_progress_bar_config(disable=True)
-    daemon = Daemon(pipeline, args.endpoint, model_name=args.model)
-    endpoint = daemon.bind()
-    threading.Thread(target=daemon.run, daemon=True).start()
-    HttpBackend.pipeline, HttpBackend.args = pipeline, args
-    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HttpBackend)
-    threading.Thread(target=http_server.serve_forever, daemon=True).start()
-    http_url = f"http://127.0.0.1:{http_server.server_address[1]}/fill"
+    # the daemon and the HTTP server run in their own processes, as they do for an editor
+    endpoint = args.endpoint
+    if endpoint.startswith("tcp://") and endpoint.endswith(":*"):
+        endpoint = f"{endpoint[:-2]}:{free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--model", args.model, "--device", "cpu", "--dtype",
+         "float32", "--endpoint", endpoint, "--log-file", "-", "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    http_port = free_port()
+    http_process = multiprocessing.get_context("spawn").Process(
+        target=serve_http, args=(http_port, args.model, args.threads, args.steps), daemon=True
+    )
+    http_process.start()
+    http_url = f"http://127.0.0.1:{http_port}/fill"
     client = Client(endpoint, timeout=600)
+    wait_for(lambda: client.hello(), "daemon")
+    wait_for(
+        lambda: urllib.request.urlopen(http_url.replace("/fill", "/ready")).read(), "HTTP server"
+    )
     prompt = "a red ball"
 
     print(
@@ -174,11 +224,11 @@ def main() -> None:
         ).encode()
         local_times, daemon_over, http_over = [], [], []
         reply_bytes = http_reply_bytes = 0
-        run_pipeline(pipeline, image, mask, args, prompt)  # warm-up
+        run_pipeline(pipeline, image, mask, args.steps, prompt)  # warm-up
         client.fill(request)
         for _ in range(args.rounds):
             start = time.perf_counter()
-            run_pipeline(pipeline, image, mask, args, prompt)
+            run_pipeline(pipeline, image, mask, args.steps, prompt)
             local_times.append(time.perf_counter() - start)
 
             start = time.perf_counter()
@@ -205,8 +255,9 @@ def main() -> None:
             f"| {len(http_body) / 2**20:.2f} / {http_reply_bytes / 2**20:.2f} MiB |"
         )
     client.close()
-    daemon.stop()
-    http_server.shutdown()
+    daemon.terminate()
+    daemon.wait()
+    http_process.terminate()
 
 
 if __name__ == "__main__":
