@@ -207,6 +207,18 @@ class Outcome:
 # --- tests ---------------------------------------------------------------------------------------
 
 
+def test_the_procedure_is_registered_with_menus_and_every_option_as_an_argument(batch):
+    procedure = batch["procedure"]
+    assert procedure["menu_label"] == "SmartBrush _Fill..."
+    assert sorted(procedure["menu_paths"]) == ["<Image>/Edit", "<Image>/Filters"]
+    assert procedure["image_types"] == "RGB*, GRAY*"
+    assert procedure["arguments"] == [
+        "run-mode", "image", "drawables",
+        "prompt", "negative-prompt", "auto-precision", "precision", "steps", "guidance", "seed",
+        "variations", "endpoint",
+    ]  # fmt: skip
+
+
 def test_rectangle_fill_adds_one_named_layer_directly_above_the_active_layer(batch):
     answer = batch["rectangle"]["answer"]
     assert answer["status"] == "success", answer

@@ -191,6 +191,13 @@ def main():
     for name in job["cases"]:
         select, options = available[name]
         results[name] = case(job["out"], name, select, **options)
+    procedure = Gimp.get_pdb().lookup_procedure("plug-in-smartbrush-fill")
+    results["procedure"] = {
+        "menu_label": procedure.get_menu_label(),
+        "menu_paths": list(procedure.get_menu_paths()),
+        "image_types": procedure.get_image_types(),
+        "arguments": [spec.name for spec in procedure.get_arguments()],
+    }
     with open(os.path.join(job["out"], "result.json"), "w") as file:
         json.dump(results, file, indent=1)
 
