@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,19 @@ def _model_index(src: str) -> dict[str, Any]:
             raise _user_error(f"{src}: not a diffusers pipeline folder (no model_index.json)")
         return json.loads((Path(src) / "model_index.json").read_text())
     try:
-        return DiffusionPipeline.load_config(src)
+        with warnings.catch_warnings():  # huggingface_hub's deprecation notes are not for the user
+            warnings.simplefilter("ignore")
+            return DiffusionPipeline.load_config(src)
     except OSError as error:
         if constants.HF_HUB_OFFLINE:
             raise _user_error(
                 f"{src}: not a local file or folder, and as a hub id it is not in the local cache "
                 "(the hub is offline: HF_HUB_OFFLINE=1)"
             ) from None
-        raise _user_error(f"{src}: cannot fetch it from the hub: {_first_line(error)}") from None
+        raise _user_error(
+            f"{src}: not a local file or folder, and the hub did not give its model_index.json "
+            f"(no network, a wrong id or a gated model?): {_first_line(error)}"
+        ) from None
 
 
 def _check_model_index(index: dict[str, Any], src: str) -> None:
