@@ -13,6 +13,10 @@ with `smartbrush eval`'s definitions (smartbrush.evaluation):
     background PSNR      inside the box but outside the generated object, vs the object-free background
     predicted-mask IoU   the pipeline's object mask (here the DiffEdit estimate) vs the generated object
     repainted fraction   share of the box the result was pasted over (alpha > 0): what could change
+
+--drop-mask-head takes a model *with* a mask head and ignores that head (its conv_out row is cut), so the
+same trained denoiser is measured three ways: with its learned mask head (reference), in compat mode with
+preservation on, and off. That isolates how much the training-free estimate costs against a learned one.
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 DEFAULT_MODEL = ROOT / "runs" / "ablation" / "stable_inpainting" / "pipeline"
 
 
-def measure(pipe, n: int, steps: int, guidance: float, start: int = 0) -> dict:
-    """Box-mode metrics over test scenes start .. start + n - 1, preservation off and on."""
+def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> dict:
+    """Box-mode metrics over test scenes start .. start + n - 1 for each row: name -> (pipe, preserve)."""
     from smartbrush import world
     from smartbrush.evaluation import _psnr, iou  # _psnr: eval's pooled PSNR, the same definition
     from smartbrush.masks import box_mask
 
     report = {"n": n, "steps": steps, "guidance_scale": guidance}
-    for name, preserve in (("off", False), ("on", True)):
+    for name, (pipe, preserve) in rows.items():
         sq_error, count, ious, repainted = 0.0, 0, [], []
         for index in range(start, start + n):
             scene = world.make_scene("test", index)
@@ -63,9 +67,8 @@ def measure(pipe, n: int, steps: int, guidance: float, start: int = 0) -> dict:
     return report
 
 
-def load_compat_model(model: str):
+def load_model(model: str):
     from smartbrush.cli import UserError
-    from smartbrush.model import has_mask_head
     from smartbrush.training import load_pipeline
 
     if not (Path(model) / "model_index.json").is_file():
@@ -75,21 +78,58 @@ def load_compat_model(model: str):
             "head, e.g. `smartbrush convert --no-mask-head`)"
         )
     pipe = load_pipeline(model)
-    if has_mask_head(pipe.unet):
-        raise UserError(f"{model} has a mask head; compat mode is for models without one")
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def format_report(report: dict) -> str:
+def without_mask_head(pipe):
+    """The same pipeline with the UNet's mask-logit output cut off: compat mode on a trained denoiser."""
+    from diffusers import UNet2DConditionModel
+
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    c = pipe.image_channels
+    unet = UNet2DConditionModel.from_config({**pipe.unet.config, "out_channels": c})
+    state = pipe.unet.state_dict()
+    state["conv_out.weight"], state["conv_out.bias"] = (
+        state["conv_out.weight"][:c],
+        state["conv_out.bias"][:c],
+    )
+    unet.load_state_dict(state)
+    compat = SmartBrushPipeline(unet.eval(), pipe.scheduler, pipe.text_encoder, pipe.tokenizer,
+                                vae=pipe.vae, num_precision_levels=pipe.num_levels)  # fmt: skip
+    compat.set_progress_bar_config(disable=True)
+    return compat
+
+
+def rows_for(pipe, drop_mask_head: bool) -> dict:
+    from smartbrush.cli import UserError
+    from smartbrush.model import has_mask_head
+
+    rows = {}
+    if has_mask_head(pipe.unet):
+        if not drop_mask_head:
+            raise UserError(
+                "the model has a mask head; compat mode is for models without one "
+                "(--drop-mask-head measures it on this model with the head ignored)"
+            )
+        rows["mask head"] = (pipe, True)
+        pipe = without_mask_head(pipe)
+    rows["compat, preservation on"] = (pipe, True)
+    rows["compat, preservation off"] = (pipe, False)
+    return rows
+
+
+def format_report(report: dict, rows: list[str]) -> str:
     lines = [
         f"compat mode, {report['model']}: {report['n']} test scenes, box masks, "
         f"{report['steps']} steps, guidance {report['guidance_scale']}"
     ]
-    for name in ("off", "on"):
+    width = max(map(len, rows))
+    for name in rows:
         m = report[name]
         lines.append(
-            f"  preserve_background {name:3s}: background PSNR {m['background_psnr']:.1f} dB, "
+            f"  {name:{width}s}  background PSNR {m['background_psnr']:.1f} dB, "
             f"predicted-mask IoU {m['predicted_mask_iou']:.3f}, "
             f"repainted {100 * m['repainted_fraction']:.0f} % of the box"
         )
@@ -107,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=4.0, help="> 1: the estimate needs it")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument(
+        "--drop-mask-head", action="store_true", help="a model with a mask head: ignore the head"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:
@@ -120,14 +163,14 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        pipe = load_compat_model(args.model)
+        rows = rows_for(load_model(args.model), args.drop_mask_head)
     except (UserError, ValueError, FileNotFoundError) as error:
         print(f"compat_mode: error: {error}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    report = {"model": args.model, **measure(pipe, args.n, args.steps, args.guidance)}
+    report = {"model": args.model, **measure(rows, args.n, args.steps, args.guidance)}
     report["seconds"] = round(time.monotonic() - started, 1)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    print(json.dumps(report, indent=2) if args.json else format_report(report, list(rows)))
     return 0
 
 
