@@ -22,16 +22,19 @@ import PIL.Image
 
 from smartbrush import world
 
-# (test scene, prompt): plain-words prompts, some asking for another shape or colour than the scene had
+# (test scene, prompt): mostly the mask's own shape in another colour; the last rows ask for another
+# shape than the mask has (exact masks keep their shape, boxes take the prompt's) or use looser words
 GRID_CASES = [
-    (0, "a red star"),
-    (3, "a yellow heart"),
+    (7, "a yellow star"),
+    (3, "a red heart"),
     (5, "a blue circle"),
-    (8, "a green triangle"),
-    (11, "a white cross"),
-    (14, "a purple square"),
-    (17, "an orange star"),
-    (20, "a black heart"),
+    (4, "an orange triangle"),
+    (29, "a purple cross"),
+    (14, "a white square"),
+    (19, "a black heart"),
+    (0, "a red star"),
+    (6, "a green heart"),
+    (13, "bright blue star shape"),
 ]
 
 
