@@ -18,8 +18,7 @@ COMMAND_MODULES = [
 ]
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, never as a traceback."""
+from smartbrush.errors import UserError  # noqa: E402  (re-exported: commands raise cli.UserError)
 
 
 def build_parser() -> argparse.ArgumentParser:

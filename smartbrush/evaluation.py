@@ -288,9 +288,8 @@ def _psnr(sq_error: float, count: int) -> float:
 
 
 def default_classifier_path() -> Path:
-    from smartbrush.pipeline import DEMO_MODEL_DIR
-
-    return DEMO_MODEL_DIR / CLASSIFIER_NAME
+    # the demo model's folder (smartbrush.pipeline.DEMO_MODEL_DIR), without importing diffusers
+    return Path(__file__).resolve().parent / "models" / "demo" / CLASSIFIER_NAME
 
 
 # -- command line ---------------------------------------------------------------------------------------
