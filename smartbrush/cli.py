@@ -6,6 +6,10 @@ import argparse
 import importlib
 import sys
 
+from smartbrush.errors import UserError
+
+__all__ = ["UserError", "build_parser", "main"]
+
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = [
     "smartbrush.convert",
@@ -16,9 +20,6 @@ COMMAND_MODULES = [
     "smartbrush.demo",
     "smartbrush.caption",
 ]
-
-
-from smartbrush.errors import UserError  # noqa: E402  (re-exported: commands raise cli.UserError)
 
 
 def build_parser() -> argparse.ArgumentParser:
