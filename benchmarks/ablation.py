@@ -1,8 +1,8 @@
 """The paper's ablation (Table 3) and baselines, in miniature on the shapes world: one command.
 
-    python benchmarks/ablation.py [--minutes 10] [--n 200] [--steps 20] [--out runs/ablation]
+    python benchmarks/ablation.py [--train-steps 1000] [--n 200] [--steps 20] [--out runs/ablation] [--rows ...]
 
-Every trained row gets the same budget (`--minutes` of training from scratch, the demo model's
+Every trained row gets the same budget (`--train-steps` of training from scratch, the demo model's
 architecture), the same seeds and the same test scenes. Phases are resumable: a killed run continues its
 training from the last checkpoint, finished evaluation chunks are kept, so rerunning the same command picks
 up where it stopped. The table goes to OUT/table.md (and docs/ablation-table.md with --docs), figures to
@@ -77,7 +77,7 @@ class Sampler:
         return self.pipe(*args, **{**kwargs, **self.options})
 
 
-def train_all(out: Path, minutes: float, rows: list[str]) -> None:
+def train_all(out: Path, steps: int, rows: list[str]) -> None:
     needed = {ROWS[row][0] for row in rows}
     for name, overrides in TRAINED.items():
         if name not in needed:
@@ -85,10 +85,10 @@ def train_all(out: Path, minutes: float, rows: list[str]) -> None:
         run_dir = out / name
         if (run_dir / "pipeline" / "model_index.json").exists() and (run_dir / "done").exists():
             continue
-        print(f"== training {name} ({minutes} min)", flush=True)
+        print(f"== training {name} ({steps} steps)", flush=True)
         command = [sys.executable, "-m", "smartbrush.training", str(ROOT / "configs" / "ablation.toml"),
                    "--set", f"run.output_dir={json.dumps(str(run_dir))}",
-                   "--set", f"train.max_minutes={minutes}", *sum((["--set", o] for o in overrides), [])]  # fmt: skip
+                   "--set", f"train.max_steps={steps}", "--set", "train.max_minutes=0", *sum((["--set", o] for o in overrides), [])]  # fmt: skip
         subprocess.run(command, check=True)
         (run_dir / "done").write_text("trained\n")
 
@@ -137,11 +137,11 @@ def summarise(chunks: list[dict], mode: str, metric: str) -> tuple[float, float]
     return float(finite.mean()), float(spread)
 
 
-def table(reports: dict, minutes: float, n: int, steps: int) -> str:
+def table(reports: dict, train_steps: int, n: int, steps: int) -> str:
     head = "| row | " + " | ".join(label for _, _, label in METRICS) + " |"
     lines = [
-        f"Budget: {minutes} min of CPU training per trained row (same architecture, seeds and recipe "
-        f"code); {n} test scenes per row in {n // CHUNK} chunks of {CHUNK}; {steps} sampling steps, "
+        f"Budget: {train_steps} training steps of batch 32 per trained row (same architecture, seeds and "
+        f"recipe code); {n} test scenes per row in {n // CHUNK} chunks of {CHUNK}; {steps} sampling steps, "
         "guidance 4. Cells: mean ± standard error over the chunks.",
         "",
         head,
@@ -251,9 +251,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    train_all(args.out, args.minutes, args.rows)
+    train_all(args.out, args.train_steps, args.rows)
     reports = evaluate_all(args.out, args.n, args.steps, args.rows, args.classifier)
-    text = table(reports, args.minutes, args.n, args.steps)
+    text = table(reports, args.train_steps, args.n, args.steps)
     (args.out / "table.md").write_text(text)
     if args.docs:
         (ROOT / "docs" / "ablation-table.md").write_text(text)
