@@ -237,7 +237,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--minutes", type=float, default=10.0, help="training budget per trained row"
+        "--train-steps", type=int, default=1000, help="training steps per trained row"
     )
     parser.add_argument("--n", type=int, default=200, help="test scenes per row (multiple of 50)")
     parser.add_argument("--steps", type=int, default=20)
