@@ -67,7 +67,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "keep_checkpoints": 2,
         "ema_decay": 0.999,
         "grad_clip": 1.0,
-        "mixed_precision": "no",
+        "mixed_precision": "no",  # accelerate: "no" | "fp16" | "bf16"
+        "gradient_checkpointing": False,  # memory savers for SD-size UNets (smartbrush.memory)
+        "attention": "sdpa",  # "sdpa" | "xformers" | "default"
+        "use_8bit_adam": False,  # bitsandbytes AdamW8bit; falls back to AdamW with a warning
         "num_threads": 0,  # torch CPU threads; 0 = torch's default
         "num_workers": 0,
         "log_every": 10,
@@ -415,6 +418,7 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
 
     from smartbrush.datasets import build_dataset
     from smartbrush.masks import soft_dice_loss
+    from smartbrush.memory import apply_memory_savers, make_optimizer
     from smartbrush.model import has_mask_head, precision_class_labels
 
     run, recipe, train_cfg = config["run"], config["recipe"], config["train"]
@@ -440,8 +444,16 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
         build_dataset(config["data"], resolution), recipe, num_levels, run["seed"]
     )
     ema = EMAModel(unet.parameters(), decay=train_cfg["ema_decay"])
-    optimizer = torch.optim.AdamW(
-        unet.parameters(), lr=train_cfg["learning_rate"], weight_decay=train_cfg["weight_decay"]
+    apply_memory_savers(
+        unet,
+        gradient_checkpointing=train_cfg["gradient_checkpointing"],
+        attention=train_cfg["attention"],
+    )
+    optimizer = make_optimizer(
+        unet.parameters(),
+        train_cfg["learning_rate"],
+        use_8bit_adam=train_cfg["use_8bit_adam"],
+        weight_decay=train_cfg["weight_decay"],
     )
     state = {"step": 0, "elapsed": 0.0}
     checkpoint = Path(resume) if resume else latest_checkpoint(output_dir)

@@ -128,3 +128,27 @@ def test_plain_adamw_without_warning(unet, recwarn):
     optimizer = make_optimizer(copy.deepcopy(unet).parameters(), 2e-4, use_8bit_adam=False)
     assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["lr"] == 2e-4
     assert not [w for w in recwarn if "bitsandbytes" in str(w.message)]
+
+
+def test_training_config_switches_the_memory_savers_on(tmp_path):
+    """`smartbrush train` with train.gradient_checkpointing / attention / use_8bit_adam set."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from smartbrush.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
+    out = tmp_path / "run"
+    overrides = [
+        f"run.output_dir={out}",
+        "train.max_steps=2",
+        "train.gradient_checkpointing=true",
+        "train.attention=default",
+        "train.use_8bit_adam=true",  # no bitsandbytes here: warns and trains with AdamW
+    ]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert main(["train", str(config), *[a for o in overrides for a in ("--set", o)]]) == 0
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 2 and all(r["loss"] == r["loss"] for r in records)
