@@ -554,7 +554,10 @@ def load_pipeline(model: str, device: str = "cpu", dtype: str = "auto") -> Any:
         from smartbrush.pipeline import SmartBrushPipeline
 
         try:
-            pipeline = SmartBrushPipeline.from_pretrained(model, torch_dtype=torch_dtype)
+            # float32 is what weights load as; naming a dtype only when it differs keeps every
+            # diffusers version quiet (torch_dtype is deprecated in favour of dtype in newer ones)
+            kwargs = {} if torch_dtype == torch.float32 else {"torch_dtype": torch_dtype}
+            pipeline = SmartBrushPipeline.from_pretrained(model, **kwargs)
         except (OSError, ValueError) as error:
             raise ValueError(f"cannot load model {model!r}: {error}".splitlines()[0]) from None
     if str(pipeline.device) == device:
