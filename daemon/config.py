@@ -40,6 +40,7 @@ class Settings:
     dtype: str = "auto"
     curve_dir: str = ""
     max_queue: int = 16
+    threads: int = 0  # torch CPU threads; 0 = torch's default (one per core)
     log_file: str = ""  # "" = the platformdirs default; "-" = stderr only
     log_level: str = "info"
 
@@ -52,6 +53,7 @@ HELP = {
     "dtype": 'float32, float16, bfloat16 or "auto" (float16 on CUDA, else float32)',
     "curve_dir": "folder made by `smartbrush keys`: enables CURVE encryption and client authentication",
     "max_queue": "most jobs waiting at once; more are refused with queue_full",
+    "threads": "torch CPU threads (0: torch's default, one per core; 1 is faster on busy shared cores)",
     "log_file": 'log file (default: the platformdirs log folder; "-" for stderr only)',
     "log_level": "debug, info, warning or error",
 }
@@ -114,4 +116,6 @@ def load_settings(args: argparse.Namespace) -> Settings:
         setattr(settings, item.name, value)
     if settings.max_queue < 1:
         raise ValueError("max_queue must be at least 1")
+    if settings.threads < 0:
+        raise ValueError("threads must be 0 (torch's default) or more")
     return settings

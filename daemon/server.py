@@ -603,6 +603,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = config.load_settings(args)
     log_path = setup_logging(settings)
     check_endpoint(settings.endpoint, settings.curve_dir)  # before loading the model: fail fast
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     devices = resolve_devices(settings.device)
     log.info(
         "loading model %s on %s%s",

@@ -70,7 +70,7 @@ def start_daemon_process(
         args = (*args, "--log-file", "-")
     log = open(tmp_path / f"daemon-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 (lives with the process)
     process = subprocess.Popen(
-        [*command, "--model", "tiny", "--endpoint", endpoint, *args],
+        [*command, "--model", "tiny", "--threads", "1", "--endpoint", endpoint, *args],
         cwd=tmp_path,
         env=daemon_env(tmp_path),
         stdout=log,

@@ -58,6 +58,7 @@ def test_default_config_file_location_is_read(tmp_path, monkeypatch):
         ("[daemon]\nmodle = demo\n", r"unknown setting\(s\) modle"),
         ("[daemon]\nmax_queue = many\n", "max_queue must be an integer"),
         ("[daemon]\nmax_queue = 0\n", "at least 1"),
+        ("[daemon]\nthreads = -2\n", "threads must be 0"),
         ("not an ini file", "config file"),
     ],
 )
