@@ -82,3 +82,45 @@ def test_eval_command_prints_json(tmp_path, capsys):
 def test_box_mask_of_a_scene_covers_its_object():
     scene = world.make_scene("test", 4)
     assert box_mask(scene.mask)[scene.mask].all()
+
+
+def test_demo_command_writes_before_after_and_mask(tmp_path, capsys):
+    folder = tmp_path / "tiny"
+    tiny_pipeline(seed=2).save_pretrained(folder)
+    out = tmp_path / "out"
+    args = [
+        "demo",
+        "--model",
+        str(folder),
+        "-o",
+        str(out),
+        "--steps",
+        "2",
+        "--scale",
+        "2",
+        "--no-grid",
+    ]
+    assert main(args) == 0
+    before = np.asarray(PIL.Image.open(out / "before.png"))
+    after = np.asarray(PIL.Image.open(out / "after.png"))
+    mask = np.asarray(PIL.Image.open(out / "mask.png")) >= 128
+    assert before.shape == (64, 64, 3) and mask.shape == (64, 64) and mask.any()
+    assert np.array_equal(after[~mask], before[~mask])  # only the hole changed
+    for name in ("after-box.png", "box-mask.png", "predicted-mask.png"):
+        assert (out / name).is_file()
+    assert "after.png" in capsys.readouterr().out
+    assert main(["demo", "--model", str(folder), "-o", str(out), "--scale", "0"]) == 2
+
+
+def test_the_shipped_demo_model_fills_offline(monkeypatch):
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipe = SmartBrushPipeline.from_pretrained("demo")
+    pipe.set_progress_bar_config(disable=True)
+    scene = world.make_scene("test", 7)  # a large star's hole
+    result = pipe(scene.background, box_mask(scene.mask), "a yellow star", precision=1.0, seed=0)
+    after = np.asarray(result.images[0])
+    generated = world.object_pixels(after, scene.background)
+    assert generated.sum() > 30  # it painted something clearly visible into the box
+    assert not generated[~box_mask(scene.mask)].any()
