@@ -47,7 +47,9 @@ def smartbrush_unet_from(
     config.update(in_channels=2 * c + 1, out_channels=c + 1 if mask_head else c)
     if precision_conditioning:
         config["class_embed_type"] = "timestep"
-    child = UNet2DConditionModel(**config).to(unet.device, unet.dtype)
+    child = UNet2DConditionModel(**config)
+    if (child.device, child.dtype) != (unet.device, unet.dtype):
+        child.to(unet.device, unet.dtype)
 
     _inherit_weights(child, unet, image_channels=c)
     return child
