@@ -330,7 +330,14 @@ def eval_command(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
     started = time.monotonic()
-    report = evaluate(pipe, classifier, n=args.n, steps=args.steps, guidance=args.guidance)
+    if not 0 <= args.start <= world.SPLIT_SIZES["test"] - args.n:
+        raise ValueError(
+            f"--start and --n must stay within the {world.SPLIT_SIZES['test']} test scenes"
+        )
+    report = evaluate(
+        pipe, classifier, n=args.n, steps=args.steps, guidance=args.guidance, start=args.start
+    )
+    report["start"] = args.start
     report["model"] = args.model
     report["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(report, indent=2) if args.json else format_report(report, args.model))
@@ -363,6 +370,7 @@ def register(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("--model", default="demo", help='"demo" or a SmartBrush diffusers folder')
     parser.add_argument("--n", type=int, default=64, help="test scenes (each is filled twice)")
+    parser.add_argument("--start", type=int, default=0, help="first test scene")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per fill")
     parser.add_argument(
         "--guidance", type=float, default=4.0, help="classifier-free guidance scale"
