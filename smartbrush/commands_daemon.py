@@ -108,7 +108,9 @@ def _add_fill_options(parser: argparse.ArgumentParser) -> None:
         "rectangle means 1, a soft mask's feather decides",
     )
     parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
-    parser.add_argument("--guidance", type=float, default=4.0, help="guidance scale (default 4)")
+    parser.add_argument(
+        "--guidance", type=float, help="guidance scale (default: the model's own, 2 for the demo)"
+    )
     parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     parser.add_argument(
         "--model", help="model for --local (default demo); checked against the daemon's"

@@ -80,7 +80,7 @@ class FillOptions:
     # a float in [0, 1]: 0 = follow the selection's shape, 1 = anywhere in its bounding box.
     precision: float | str = protocol.PRECISION_AUTO
     steps: int = 20
-    guidance: float = 4.0
+    guidance: float | None = None  # None: the model's own default
     seed: int | None = None  # None: the daemon picks one (the result says which)
     variations: int = 1
     preview_interval: int = 0  # send a preview every N steps; 0: none
@@ -180,7 +180,9 @@ def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
         "negative_prompt": _check_prompt("negative prompt", options.negative_prompt) or None,
         "precision": check_precision(options.precision),
         "steps": _check_int("Steps", options.steps, 1, protocol.MAX_STEPS),
-        "guidance": _check_number("Guidance", options.guidance, 0.0, protocol.MAX_GUIDANCE),
+        "guidance": None
+        if options.guidance is None
+        else _check_number("Guidance", options.guidance, 0.0, protocol.MAX_GUIDANCE),
         "seed": None if seed is None else _check_int("Seed", seed, 0, protocol.MAX_SEED),
         "variations": _check_int("Variations", options.variations, 1, protocol.MAX_VARIATIONS),
         "preview_interval": _check_int(

@@ -334,8 +334,9 @@ def eval_command(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--start and --n must stay within the {world.SPLIT_SIZES['test']} test scenes"
         )
+    guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
     report = evaluate(
-        pipe, classifier, n=args.n, steps=args.steps, guidance=args.guidance, start=args.start
+        pipe, classifier, n=args.n, steps=args.steps, guidance=guidance, start=args.start
     )
     report["start"] = args.start
     report["model"] = args.model
@@ -373,7 +374,7 @@ def register(subparsers) -> None:
     parser.add_argument("--start", type=int, default=0, help="first test scene")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per fill")
     parser.add_argument(
-        "--guidance", type=float, default=4.0, help="classifier-free guidance scale"
+        "--guidance", type=float, help="classifier-free guidance scale (default: the model's own)"
     )
     parser.add_argument("--classifier", help="shape/colour classifier (default: the demo's)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")

@@ -66,12 +66,16 @@ class SmartBrushPipeline(DiffusionPipeline):
         tokenizer,
         vae=None,
         num_precision_levels: int = masks.NUM_LEVELS,
+        default_guidance_scale: float = 4.0,
     ):
         super().__init__()
         self.register_modules(
             unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae
         )
-        self.register_to_config(num_precision_levels=num_precision_levels)
+        # the guidance a model was tuned for (the demo: 2.0); a call without guidance_scale uses it
+        self.register_to_config(
+            num_precision_levels=num_precision_levels, default_guidance_scale=default_guidance_scale
+        )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
@@ -167,7 +171,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         negative_prompt: str | None = None,
         precision: float | str = 0.0,
         num_inference_steps: int = 20,
-        guidance_scale: float = 4.0,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
         num_images_per_prompt: int = 1,
@@ -205,6 +209,8 @@ class SmartBrushPipeline(DiffusionPipeline):
                 f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}"
             )
         batch = int(num_images_per_prompt)
+        if guidance_scale is None:
+            guidance_scale = self.config.default_guidance_scale
         seeds = _seeds(seed, generator, batch)
         device, dtype = self.unet.device, self.unet.dtype
 

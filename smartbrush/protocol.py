@@ -88,7 +88,7 @@ FILL_DEFAULTS: dict[str, Any] = {
     "negative_prompt": None,
     "precision": PRECISION_AUTO,
     "steps": 20,
-    "guidance": 4.0,
+    "guidance": None,  # None: the model's own default (SmartBrushPipeline.default_guidance_scale)
     "seed": None,
     "variations": 1,
     "preview_interval": 0,
@@ -277,7 +277,8 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
     out["precision"] = _check_precision(out["precision"])
     out["steps"] = _check_int(out["steps"], "steps", 1, MAX_STEPS)
-    out["guidance"] = _check_float(out["guidance"], "guidance", 0.0, MAX_GUIDANCE)
+    if out["guidance"] is not None:
+        out["guidance"] = _check_float(out["guidance"], "guidance", 0.0, MAX_GUIDANCE)
     if out["seed"] is not None:
         out["seed"] = _check_int(out["seed"], "seed", 0, MAX_SEED)
     out["variations"] = _check_int(out["variations"], "variations", 1, MAX_VARIATIONS)

@@ -224,3 +224,18 @@ def test_blended_baseline_sampling_keeps_the_known_region(tiny_pixel_pipeline):
     )
     diff = changed(image, out.images[0])
     assert diff.any() and not (diff & (mask == 0)).any()
+
+
+def test_a_model_carries_its_own_default_guidance(tmp_path, tiny_pixel_pipeline):
+    image, mask = noise_image(32, 32), ellipse_mask(32, 32, (4, 4, 28, 28))
+    pipe = SmartBrushPipeline(**tiny_pixel_pipeline.components, default_guidance_scale=2.0)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(tmp_path)
+    loaded = SmartBrushPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.default_guidance_scale == 2.0
+    implicit = loaded(image, mask, "a red star", num_inference_steps=2, seed=0).images[0]
+    explicit = loaded(image, mask, "a red star", num_inference_steps=2, seed=0, guidance_scale=2.0)
+    other = loaded(image, mask, "a red star", num_inference_steps=2, seed=0, guidance_scale=6.0)
+    assert np.array_equal(np.asarray(implicit), np.asarray(explicit.images[0]))
+    assert not np.array_equal(np.asarray(implicit), np.asarray(other.images[0]))

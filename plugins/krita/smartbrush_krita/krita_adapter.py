@@ -46,7 +46,7 @@ def fill_selection(
     negative_prompt: str = "",
     precision: float | str = "auto",
     steps: int = 20,
-    guidance: float = 4.0,
+    guidance: float | None = None,
     seed: int | None = None,
     variations: int = 1,
     layer: Any = None,
