@@ -15,15 +15,6 @@ from smartbrush.testing import tiny_pipeline
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compat_mode.py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One thread: on the shared 2-core CI machine, 2 threads per process run ~10x slower under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def compat_mode():
     spec = importlib.util.spec_from_file_location("compat_mode", SCRIPT)

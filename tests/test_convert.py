@@ -29,15 +29,6 @@ from smartbrush.pipeline import SmartBrushPipeline
 PROMPT = "a red ball"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One thread: on the shared 2-core CI machine, 2 threads per process run ~10x slower under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # -- tiny Stable Diffusion pipelines ----------------------------------------------------------------
 
 
