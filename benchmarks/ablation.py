@@ -1,11 +1,12 @@
 """The paper's ablation (Table 3) and baselines, in miniature on the shapes world: one command.
 
-    python benchmarks/ablation.py [--train-steps 1000] [--n 200] [--steps 20] [--out runs/ablation] [--rows ...]
+    python benchmarks/ablation.py --docs [--train-steps 800] [--n 200] [--steps 20] [--out runs/ablation]
 
 Every trained row gets the same budget (`--train-steps` of training from scratch, the demo model's
 architecture), the same seeds and the same test scenes. Phases are resumable: a killed run continues its
 training from the last checkpoint, finished evaluation chunks are kept, so rerunning the same command picks
-up where it stopped. The table goes to OUT/table.md (and docs/ablation-table.md with --docs), figures to
+up where it stopped. Start the same command once per core and the runs share the work (lock files in OUT).
+The table goes to OUT/table.md (and docs/ablation-table.md with --docs), figures to
 docs/ablation-fig5.png and docs/ablation-fig6.png.
 
 Rows (what each changes, relative to full SmartBrush):
@@ -28,6 +29,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,25 +79,52 @@ class Sampler:
         return self.pipe(*args, **{**kwargs, **self.options})
 
 
+def claim(lock: Path) -> bool:
+    """Take a piece of work unless a live process holds its lock file: two runs of this command (one per
+    core) share the training runs and evaluation chunks. A lock left by a killed run is taken over."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text()), 0)
+            return False
+        except (ValueError, ProcessLookupError):
+            lock.unlink(missing_ok=True)
+            return claim(lock)
+        except PermissionError:  # alive, another user's
+            return False
+    os.write(descriptor, str(os.getpid()).encode())
+    os.close(descriptor)
+    return True
+
+
+def is_trained(run_dir: Path, steps: int) -> bool:
+    done = run_dir / "done"
+    return done.exists() and done.read_text().split() == ["trained", str(steps)]
+
+
 def train_all(out: Path, steps: int, rows: list[str]) -> None:
     needed = {ROWS[row][0] for row in rows}
     for name, overrides in TRAINED.items():
-        if name not in needed:
-            continue
         run_dir = out / name
-        if (run_dir / "pipeline" / "model_index.json").exists() and (run_dir / "done").exists():
+        # Another budget continues from the newest checkpoint (the learning rate is constant).
+        if name not in needed or is_trained(run_dir, steps) or not claim(out / f"{name}.lock"):
             continue
         print(f"== training {name} ({steps} steps)", flush=True)
         command = [sys.executable, "-m", "smartbrush.training", str(ROOT / "configs" / "ablation.toml"),
                    "--set", f"run.output_dir={json.dumps(str(run_dir))}",
                    "--set", f"train.max_steps={steps}", "--set", "train.max_minutes=0", *sum((["--set", o] for o in overrides), [])]  # fmt: skip
         subprocess.run(command, check=True)
-        (run_dir / "done").write_text("trained\n")
+        (run_dir / "done").write_text(f"trained {steps}\n")
+        (out / f"{name}.lock").unlink()
 
 
 def evaluate_all(
-    out: Path, n: int, steps: int, rows: list[str], classifier_path: Path | None = None
-) -> dict:
+    out: Path, n: int, steps: int, rows: list[str], train_steps: int,
+    classifier_path: Path | None = None,
+) -> dict:  # fmt: skip
+    """Evaluate every chunk of every row, waiting for models another run is still training."""
     import torch
 
     from smartbrush.evaluation import default_classifier_path, evaluate, load_classifier
@@ -104,27 +133,40 @@ def evaluate_all(
 
     classifier = load_classifier(classifier_path or default_classifier_path())
     tokenizer, text_encoder = load_minilm()
-    reports = {}
-    for row in rows:
-        run, options = ROWS[row]
-        chunks = []
-        for start in range(0, n, CHUNK):
-            path = out / "eval" / f"{row}-{start:04d}.json"
-            if not path.exists():
-                print(f"== evaluating {row}, scenes {start}..{start + CHUNK - 1}", flush=True)
-                pipe = SmartBrushPipeline.from_pretrained(
-                    out / run / "pipeline", tokenizer=tokenizer, text_encoder=text_encoder
-                )
-                pipe.set_progress_bar_config(disable=True)
-                torch.manual_seed(0)
-                report = evaluate(
-                    Sampler(pipe, **options), classifier, n=CHUNK, steps=steps, start=start
-                )
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(report, default=float))
-            chunks.append(json.loads(path.read_text()))
-        reports[row] = chunks
-    return reports
+
+    def chunk_path(row: str, start: int) -> Path:
+        return out / "eval" / f"{row}-train{train_steps}-steps{steps}-{start:04d}.json"
+
+    todo = [(row, start) for row in rows for start in range(0, n, CHUNK)]
+    while todo:
+        waiting = []
+        for row, start in todo:
+            path = chunk_path(row, start)
+            if path.exists():
+                continue
+            run, options = ROWS[row]
+            lock = path.with_suffix(".lock")
+            if not is_trained(out / run, train_steps) or not claim(lock):
+                waiting.append((row, start))
+                continue
+            print(f"== evaluating {row}, scenes {start}..{start + CHUNK - 1}", flush=True)
+            pipe = SmartBrushPipeline.from_pretrained(
+                out / run / "pipeline", tokenizer=tokenizer, text_encoder=text_encoder
+            )
+            pipe.set_progress_bar_config(disable=True)
+            torch.manual_seed(0)
+            report = evaluate(
+                Sampler(pipe, **options), classifier, n=CHUNK, steps=steps, start=start
+            )
+            path.write_text(json.dumps(report, default=float))
+            lock.unlink()
+        if waiting:
+            time.sleep(30)  # another run is training a model or evaluating a chunk
+        todo = waiting
+    return {
+        row: [json.loads(chunk_path(row, start).read_text()) for start in range(0, n, CHUNK)]
+        for row in rows
+    }
 
 
 def summarise(chunks: list[dict], mode: str, metric: str) -> tuple[float, float]:
@@ -237,7 +279,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--train-steps", type=int, default=1000, help="training steps per trained row"
+        "--train-steps", type=int, default=800, help="training steps per trained row"
     )
     parser.add_argument("--n", type=int, default=200, help="test scenes per row (multiple of 50)")
     parser.add_argument("--steps", type=int, default=20)
@@ -252,7 +294,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     train_all(args.out, args.train_steps, args.rows)
-    reports = evaluate_all(args.out, args.n, args.steps, args.rows, args.classifier)
+    reports = evaluate_all(
+        args.out, args.n, args.steps, args.rows, args.train_steps, args.classifier
+    )
     text = table(reports, args.train_steps, args.n, args.steps)
     (args.out / "table.md").write_text(text)
     if args.docs:
