@@ -124,8 +124,9 @@ class SmartBrushFill(Gimp.PlugIn):
         )
         procedure.add_int_argument("steps", "S_teps", "Denoising steps", 1, 200, 20, rw)
         procedure.add_double_argument(
-            "guidance", "_Guidance", "How strongly to follow the prompt", 0.0, 50.0, 4.0, rw
-        )
+            "guidance", "_Guidance", "How strongly to follow the prompt; 0 uses the model's own default",
+            0.0, 50.0, 0.0, rw,
+        )  # fmt: skip
         procedure.add_int_argument(
             "seed", "S_eed", "Random seed; -1 picks a new one each time", -1, MAX_INT, -1, rw
         )
@@ -235,7 +236,7 @@ def read_options(config):
         negative_prompt=config.get_property("negative-prompt") or "",
         precision="auto" if config.get_property("auto-precision") else precision,
         steps=config.get_property("steps"),
-        guidance=config.get_property("guidance"),
+        guidance=config.get_property("guidance") or None,  # 0 (no guidance at all) means "default"
         seed=None if seed < 0 else seed,  # None: the daemon picks one (the layer name says which)
         variations=config.get_property("variations"),
     )
