@@ -7,7 +7,7 @@ architecture), the same seeds and the same test scenes. Phases are resumable: a 
 training from the last checkpoint, finished evaluation chunks are kept, so rerunning the same command picks
 up where it stopped. Start the same command once per core and the runs share the work (lock files in OUT).
 The table goes to OUT/table.md (and docs/ablation-table.md with --docs), figures to
-docs/ablation-fig5.png and docs/ablation-fig6.png.
+docs/ablation-fig5.png and docs/ablation-fig6.png, every row on the same box masks to docs/ablation-rows.png.
 
 Rows (what each changes, relative to full SmartBrush):
   full                  the paper's recipe
@@ -53,7 +53,7 @@ ROWS = {
     "no_precision": ("no_precision", {}),
     "no_multitask": ("no_multitask", {}),
     "labels_only": ("labels_only", {}),
-    "no_mask_head": ("no_mask_head", {}),
+    "no_mask_head": ("no_mask_head", {"preserve_background": False}),  # not compat mode
     "stable_inpainting": ("stable_inpainting", {"preserve_background": False}),
     "stable_inpainting_compat": ("stable_inpainting", {"preserve_background": True}),
     "blended": ("blended", {"blended_sampling": True, "preserve_background": False}),
@@ -272,6 +272,20 @@ def figures(out: Path) -> None:
             ]
         rows.append(row)
     grid(rows).save(ROOT / "docs" / "ablation-fig6.png")
+
+    # Every row of the table on the same box-mask scenes (what the numbers are made of).
+    pipes = {run: load(run) for run in TRAINED}
+    sheet = []
+    for index in (5, 11, 17, 23):
+        scene = world.make_scene("test", index)
+        prompt = scene.target.short_caption
+        cells = [tile(scene.background, prompt[:22])]
+        for row, (run, options) in ROWS.items():
+            result = pipes[run](scene.background, box_mask(scene.target.mask), prompt, precision=1.0,
+                                seed=index, num_inference_steps=20, **options)  # fmt: skip
+            cells.append(tile(np.asarray(result.images[0]), row[:22]))
+        sheet.append(cells)
+    grid(sheet).save(ROOT / "docs" / "ablation-rows.png")
 
 
 def main() -> None:
