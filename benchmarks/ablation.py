@@ -137,13 +137,17 @@ def evaluate_all(
     def chunk_path(row: str, start: int) -> Path:
         return out / "eval" / f"{row}-train{train_steps}-steps{steps}-{start:04d}.json"
 
+    def finished(row: str, start: int) -> bool:  # and sampled with the row's present options
+        path = chunk_path(row, start)
+        return path.exists() and json.loads(path.read_text()).get("sampler") == ROWS[row][1]
+
     todo = [(row, start) for row in rows for start in range(0, n, CHUNK)]
     while todo:
         waiting = []
         for row, start in todo:
-            path = chunk_path(row, start)
-            if path.exists():
+            if finished(row, start):
                 continue
+            path = chunk_path(row, start)
             run, options = ROWS[row]
             lock = path.with_suffix(".lock")
             if not is_trained(out / run, train_steps) or not claim(lock):
@@ -158,7 +162,7 @@ def evaluate_all(
             report = evaluate(
                 Sampler(pipe, **options), classifier, n=CHUNK, steps=steps, start=start
             )
-            path.write_text(json.dumps(report, default=float))
+            path.write_text(json.dumps({**report, "sampler": options}, default=float))
             lock.unlink()
         if waiting:
             time.sleep(30)  # another run is training a model or evaluating a chunk
