@@ -206,7 +206,7 @@ def table(reports: dict, train_steps: int, n: int, steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figures(out: Path) -> None:
+def figures(out: Path, table_rows: list[str]) -> None:
     """Figure 5: one prompt across precision, full vs Stable-Inpainting-style; Figure 6: box mask,
     full with vs without background preservation. Predicted masks shown under each result."""
     import PIL.Image
@@ -225,7 +225,11 @@ def figures(out: Path) -> None:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    full, baseline = load("full"), load("stable_inpainting")
+    pipes = {
+        run: load(run)
+        for run in {"full", "stable_inpainting"} | {ROWS[row][0] for row in table_rows}
+    }
+    full, baseline = pipes["full"], pipes["stable_inpainting"]
     scale = 4
 
     def tile(array, label):
@@ -278,13 +282,13 @@ def figures(out: Path) -> None:
     grid(rows).save(ROOT / "docs" / "ablation-fig6.png")
 
     # Every row of the table on the same box-mask scenes (what the numbers are made of).
-    pipes = {run: load(run) for run in TRAINED}
     sheet = []
     for index in (5, 11, 17, 23):
         scene = world.make_scene("test", index)
         prompt = scene.target.short_caption
         cells = [tile(scene.background, prompt[:22])]
-        for row, (run, options) in ROWS.items():
+        for row in table_rows:
+            run, options = ROWS[row]
             result = pipes[run](scene.background, box_mask(scene.target.mask), prompt, precision=1.0,
                                 seed=index, num_inference_steps=20, **options)  # fmt: skip
             cells.append(tile(np.asarray(result.images[0]), row[:22]))
@@ -321,7 +325,7 @@ def main() -> None:
         (ROOT / "docs" / "ablation-table.md").write_text(text)
     print(text)
     if not args.skip_figures and {"full", "stable_inpainting"} <= set(args.rows):
-        figures(args.out)
+        figures(args.out, args.rows)
 
 
 if __name__ == "__main__":
