@@ -128,11 +128,9 @@ def evaluate_all(
     import torch
 
     from smartbrush.evaluation import default_classifier_path, evaluate, load_classifier
-    from smartbrush.pipeline import SmartBrushPipeline
-    from smartbrush.text import load_minilm
+    from smartbrush.loading import load_pipeline
 
     classifier = load_classifier(classifier_path or default_classifier_path())
-    tokenizer, text_encoder = load_minilm()
 
     def chunk_path(row: str, start: int) -> Path:
         return out / "eval" / f"{row}-train{train_steps}-steps{steps}-{start:04d}.json"
@@ -154,9 +152,7 @@ def evaluate_all(
                 waiting.append((row, start))
                 continue
             print(f"== evaluating {row}, scenes {start}..{start + CHUNK - 1}", flush=True)
-            pipe = SmartBrushPipeline.from_pretrained(
-                out / run / "pipeline", tokenizer=tokenizer, text_encoder=text_encoder
-            )
+            pipe = load_pipeline(out / run / "pipeline")
             pipe.set_progress_bar_config(disable=True)
             torch.manual_seed(0)
             report = evaluate(
@@ -213,15 +209,11 @@ def figures(out: Path, table_rows: list[str]) -> None:
     import PIL.ImageDraw
 
     from smartbrush import world
+    from smartbrush.loading import load_pipeline
     from smartbrush.masks import box_mask
-    from smartbrush.pipeline import SmartBrushPipeline
-    from smartbrush.text import load_minilm
-
-    tokenizer, text_encoder = load_minilm()
 
     def load(run):
-        pipe = SmartBrushPipeline.from_pretrained(out / run / "pipeline", tokenizer=tokenizer,
-                                                  text_encoder=text_encoder)  # fmt: skip
+        pipe = load_pipeline(out / run / "pipeline")
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

@@ -69,7 +69,7 @@ def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> 
 
 def load_model(model: str):
     from smartbrush.cli import UserError
-    from smartbrush.training import load_pipeline
+    from smartbrush.loading import load_pipeline
 
     if not (Path(model) / "model_index.json").is_file():
         raise UserError(

@@ -37,9 +37,9 @@ import torch
 import zmq
 from PIL import Image
 
-from daemon.server import load_pipeline
 from smartbrush import protocol
 from smartbrush.client import Client
+from smartbrush.loading import load_pipeline
 from smartbrush.pipeline import DEMO_MODEL_DIR
 
 

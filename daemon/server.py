@@ -29,6 +29,8 @@ import zmq
 from daemon import config, images
 from daemon.jobs import FillJob, prepare_fill, run_fill
 from smartbrush import __version__, protocol
+from smartbrush.errors import UserError
+from smartbrush.loading import load_pipeline, resolve_devices
 
 log = logging.getLogger("smartbrushd")
 
@@ -518,56 +520,6 @@ def _free_cuda_cache() -> None:
 
 
 # --- model loading ------------------------------------------------------------------------------
-def resolve_devices(device: str) -> list[str]:
-    import torch
-
-    if device != "auto":
-        return [part.strip() for part in device.split(",") if part.strip()]
-    if torch.cuda.is_available():
-        return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
-    return ["cpu"]
-
-
-def resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    choices = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if dtype not in choices:
-        raise ValueError(f"dtype must be auto or one of {', '.join(choices)}, not {dtype!r}")
-    return choices[dtype]
-
-
-def load_pipeline(model: str, device: str = "cpu", dtype: str = "auto") -> Any:
-    """Load a SmartBrushPipeline: "demo", "tiny" (random test model), a folder or a hub id."""
-    import torch
-
-    torch_dtype = resolve_dtype(dtype, device)
-    if model == "tiny":
-        from smartbrush.testing import tiny_pipeline
-
-        pipeline = tiny_pipeline()
-        if torch_dtype != torch.float32:
-            pipeline = pipeline.to(dtype=torch_dtype)
-    else:
-        from smartbrush.pipeline import SmartBrushPipeline
-
-        try:
-            # float32 is what weights load as; naming a dtype only when it differs keeps every
-            # diffusers version quiet (torch_dtype is deprecated in favour of dtype in newer ones)
-            kwargs = {} if torch_dtype == torch.float32 else {"torch_dtype": torch_dtype}
-            pipeline = SmartBrushPipeline.from_pretrained(model, **kwargs)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"cannot load model {model!r}: {error}".splitlines()[0]) from None
-    if str(pipeline.device) == device:
-        return pipeline
-    try:
-        return pipeline.to(device)
-    except (RuntimeError, AssertionError) as error:  # e.g. cuda asked for on a machine without it
-        raise ValueError(f"cannot use device {device!r}: {error}".splitlines()[0]) from None
-
-
 # --- entry point --------------------------------------------------------------------------------
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(
@@ -634,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return serve(args)
-    except ValueError as error:
+    except (UserError, ValueError) as error:
         print(f"smartbrushd: error: {error}", file=sys.stderr)
         return 2
 

@@ -184,7 +184,7 @@ class LocalBackend:
     """Runs fills in this process, with the daemon's own job code."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from daemon.server import load_pipeline, resolve_devices
+        from smartbrush.loading import load_pipeline, resolve_devices
 
         device = resolve_devices(args.device)[0]
         model = args.model or "demo"

@@ -26,6 +26,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from smartbrush.errors import UserError
+
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -36,8 +38,6 @@ LDM_CONV_IN = (
 
 
 def _user_error(message: str) -> Exception:
-    from smartbrush.cli import UserError
-
     return UserError(message)
 
 
@@ -63,7 +63,7 @@ def _load_diffusers(src: str) -> dict[str, Any]:
     """Components of a diffusers folder or hub id, after checking its model_index.json."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
-    index = _model_index(src)
+    index = model_index(src)
     _check_model_index(index, src)
     text_encoder_class = _transformers_class(index, "text_encoder", src)
     tokenizer_class = _transformers_class(index, "tokenizer", src)
@@ -79,7 +79,8 @@ def _load_diffusers(src: str) -> dict[str, Any]:
         raise _user_error(f"{src}: cannot load a component: {_first_line(error)}") from None
 
 
-def _model_index(src: str) -> dict[str, Any]:
+def model_index(src: str) -> dict[str, Any]:
+    """The model_index.json of a diffusers folder or hub id (local cache, or the hub when online)."""
     from diffusers import DiffusionPipeline
     from huggingface_hub import constants
 
@@ -252,6 +253,30 @@ def check_architecture(components: dict[str, Any]) -> None:
 # -- conversion --------------------------------------------------------------------------------------
 
 
+def smartbrush_pipeline_from(
+    parts: dict[str, Any], *, mask_head: bool = True, precision_conditioning: bool = True
+):
+    """A SmartBrushPipeline from the components `load_source` gives: the UNet gets the surgery."""
+    from diffusers import DDIMScheduler
+
+    from smartbrush.model import smartbrush_unet_from
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    unet = smartbrush_unet_from(
+        parts["unet"],
+        image_channels=parts["vae"].config.latent_channels,
+        mask_head=mask_head,
+        precision_conditioning=precision_conditioning,
+    )
+    return SmartBrushPipeline(
+        unet=unet.eval(),
+        scheduler=DDIMScheduler.from_config(parts["scheduler_config"]),
+        text_encoder=parts["text_encoder"].eval(),
+        tokenizer=parts["tokenizer"],
+        vae=parts["vae"].eval(),
+    )
+
+
 def convert(
     src: str | Path,
     out: str | Path,
@@ -262,29 +287,13 @@ def convert(
     overwrite: bool = False,
 ) -> Path:
     """Convert SRC (folder, hub id or single file) into a SmartBrush pipeline folder OUT."""
-    from diffusers import DDIMScheduler
-
-    from smartbrush.model import smartbrush_unet_from
-    from smartbrush.pipeline import SmartBrushPipeline
-
     out = Path(out).expanduser()
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
         raise _user_error(f"{out} already exists and is not empty (use --overwrite to replace it)")
     if out.exists() and not out.is_dir():
         raise _user_error(f"{out} is a file, not a folder")
-    parts = load_source(src, config)
-    unet = smartbrush_unet_from(
-        parts["unet"],
-        image_channels=parts["vae"].config.latent_channels,
-        mask_head=mask_head,
-        precision_conditioning=precision_conditioning,
-    )
-    pipe = SmartBrushPipeline(
-        unet=unet.eval(),
-        scheduler=DDIMScheduler.from_config(parts["scheduler_config"]),
-        text_encoder=parts["text_encoder"].eval(),
-        tokenizer=parts["tokenizer"],
-        vae=parts["vae"].eval(),
+    pipe = smartbrush_pipeline_from(
+        load_source(src, config), mask_head=mask_head, precision_conditioning=precision_conditioning
     )
     # write next to OUT and move into place, so a failure never leaves a half-written model
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,8 @@ def make_grid(pipe, cases=GRID_CASES, steps: int = 20, scale: int = 4) -> PIL.Im
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from smartbrush.loading import load_pipeline
     from smartbrush.masks import box_mask
-    from smartbrush.training import load_pipeline
 
     if args.scale < 1:
         raise ValueError("--scale must be at least 1")

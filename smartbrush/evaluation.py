@@ -320,7 +320,7 @@ def format_report(report: dict, model: str) -> str:
 def eval_command(args: argparse.Namespace) -> int:
     import torch
 
-    from smartbrush.training import load_pipeline
+    from smartbrush.loading import load_pipeline
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")

@@ -27,113 +27,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "run": {"output_dir": "runs/smartbrush", "seed": 0},
-    "model": {
-        "init": "",  # "" = a new pixel-space model; else a SmartBrush/SD diffusers folder or "demo"
-        "resolution": 32,
-        "block_out_channels": [32, 64, 64],
-        "layers_per_block": 1,
-        "attention_head_dim": 8,
-        "norm_num_groups": 16,
-        "text_encoder": "minilm",  # the text encoder of new models
-        "beta_schedule": "squaredcos_cap_v2",
-    },
-    "recipe": {
-        "precision_conditioning": True,
-        "mask_head": True,
-        "multitask": True,
-        "captions": True,
-        "random_masks": False,
-        "t2i_fraction": 0.2,
-        "label_fraction": 0.3,  # prompt = class label, otherwise one of the captions
-        "uncond_fraction": 0.1,  # empty prompt, for classifier-free guidance
-        "dice_weight": 0.01,
-    },
-    "data": {"dataset": "world", "annotations": "", "images": "", "captions": "", "min_area": 64.0},
-    "train": {
-        "batch_size": 32,
-        "learning_rate": 5e-4,
-        "weight_decay": 0.0,
-        "warmup_steps": 100,
-        "max_steps": 1000,
-        "max_minutes": 0.0,  # wall-time budget over all resumes; 0 = none
-        "checkpoint_minutes": 5.0,
-        "checkpoint_every": 0,  # steps; 0 = by time only
-        "keep_checkpoints": 2,
-        "ema_decay": 0.999,
-        "grad_clip": 1.0,
-        "mixed_precision": "no",  # accelerate: "no" | "fp16" | "bf16"
-        "gradient_checkpointing": False,  # memory savers for SD-size UNets (smartbrush.memory)
-        "attention": "sdpa",  # "sdpa" | "xformers" | "default"
-        "use_8bit_adam": False,  # bitsandbytes AdamW8bit; falls back to AdamW with a warning
-        "num_threads": 0,  # torch CPU threads; 0 = torch's default
-        "num_workers": 0,
-        "log_every": 10,
-    },
-    "export": {"dir": "", "text_encoder": True},  # text_encoder false: the loader supplies MiniLM
-}
-
-
-# -- configuration -----------------------------------------------------------------------------------
-
-
-def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
-    """DEFAULTS, updated from a TOML or YAML file, then from "section.key=value" overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            loaded = yaml.safe_load(text) or {}
-        else:
-            import tomllib
-
-            loaded = tomllib.loads(text)
-    except Exception as error:  # both parsers raise their own error types
-        raise ValueError(f"{path}: cannot parse config: {error}") from None
-    config = copy.deepcopy(DEFAULTS)
-    for section, values in loaded.items():
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: [{section}] must be a table")
-        for key, value in values.items():
-            _set(config, section, key, value)
-    for item in overrides:
-        name, sep, raw = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot:
-            raise ValueError(f"--set expects section.key=value, got {item!r}")
-        _set(config, section, key, _parse_value(raw.strip()))
-    return config
-
-
-def _set(config: dict, section: str, key: str, value: Any) -> None:
-    if section not in config or key not in config[section]:
-        known = ", ".join(f"{s}.{k}" for s in config for k in config[s])
-        raise ValueError(f"unknown config key {section}.{key}; known keys: {known}")
-    default = DEFAULTS[section][key]
-    if isinstance(default, bool) and not isinstance(value, bool):
-        raise ValueError(f"{section}.{key} must be true or false, got {value!r}")
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{section}.{key} must be a number, got {value!r}")
-        value = type(default)(value) if isinstance(default, float) else value
-    config[section][key] = value
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return {"true": True, "false": False}.get(raw.lower(), raw)
-
+from smartbrush.training_config import load_config
 
 # -- the recipe, per example ---------------------------------------------------------------------------
 
@@ -287,6 +184,8 @@ def _pipeline_from(init: str, mask_head: bool, precision: bool):
             raise FileNotFoundError(f"model.init: no diffusers model_index.json in {init}")
         class_name = json.loads(index_file.read_text()).get("_class_name", "")
     if init == "demo" or class_name == "SmartBrushPipeline":
+        from smartbrush.loading import load_pipeline
+
         pipe = load_pipeline(init)
     else:  # a Stable Diffusion (inpainting) pipeline: convert its UNet
         from diffusers import DiffusionPipeline
@@ -305,24 +204,6 @@ def _pipeline_from(init: str, mask_head: bool, precision: bool):
     if not isinstance(pipe.unet, UNet2DConditionModel):
         raise ValueError(f"model.init {init}: not a UNet2DConditionModel")
     return pipe, DDPMScheduler.from_config(pipe.scheduler.config)
-
-
-def load_pipeline(model: str):
-    """A SmartBrush pipeline by name: "demo", or a folder (MiniLM supplied when the folder has none)."""
-    from smartbrush.pipeline import SmartBrushPipeline
-
-    if model == "demo":
-        return SmartBrushPipeline.from_pretrained("demo")
-    folder = Path(model)
-    index_file = folder / "model_index.json"
-    if not index_file.is_file():
-        raise FileNotFoundError(f"no SmartBrush model in {model} (model_index.json missing)")
-    kwargs = {}
-    if json.loads(index_file.read_text()).get("text_encoder", [None])[0] is None:
-        from smartbrush.text import load_minilm
-
-        kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
-    return SmartBrushPipeline.from_pretrained(folder, **kwargs)
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------

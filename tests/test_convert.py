@@ -424,7 +424,8 @@ def test_existing_output_is_kept_unless_overwrite(sd_folders, tmp_path, capsys):
 def test_converted_folder_trains_and_exports(sd_folders, tmp_path):
     """`model.init = OUT`: a few real training steps on the shapes world, then the exported pipeline
     still has the CLIP text encoder and fills."""
-    from smartbrush.training import load_config, load_pipeline, train
+    from smartbrush.loading import load_pipeline
+    from smartbrush.training import load_config, train
 
     out = tmp_path / "smartbrush"
     assert convert_cli(sd_folders["t2i"], out) == 0

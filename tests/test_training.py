@@ -10,7 +10,9 @@ from safetensors import safe_open
 from smartbrush import training, world
 from smartbrush.cli import main
 from smartbrush.datasets import WorldDataset
+from smartbrush.loading import load_pipeline
 from smartbrush.masks import NUM_LEVELS, box_mask
+from smartbrush.training_config import DEFAULTS
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
 
@@ -60,7 +62,7 @@ def test_training_runs_checkpoints_and_resumes_where_it_stopped(tmp_path):
         assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
 
     # the exported pipeline is a working SmartBrush model (text encoder supplied by the loader)
-    pipe = training.load_pipeline(str(out / "pipeline"))
+    pipe = load_pipeline(str(out / "pipeline"))
     pipe.set_progress_bar_config(disable=True)
     scene = world.make_scene("test", 0)
     result = pipe(scene.background, scene.mask, "a red star", seed=1, num_inference_steps=2)
@@ -70,7 +72,7 @@ def test_training_runs_checkpoints_and_resumes_where_it_stopped(tmp_path):
 
 
 def recipe_examples(count=200, **switches):
-    recipe = {**training.DEFAULTS["recipe"], **switches}
+    recipe = {**DEFAULTS["recipe"], **switches}
     data = training.RecipeDataset(WorldDataset("train", 32), recipe, NUM_LEVELS, seed=0)
     return [(data[i], WorldDataset("train", 32)[i]) for i in range(count)]
 

@@ -1,0 +1,61 @@
+"""Every shipped training config loads, here and on Python 3.10 (tomli instead of tomllib)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from smartbrush.training import build_pipeline
+from smartbrush.training_config import DEFAULTS, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((REPO / "configs").glob("*.toml"))
+
+
+def test_configs_are_shipped():
+    assert {path.name for path in SHIPPED} >= {"tiny.toml", "demo.toml", "ablation.toml"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[path.name for path in SHIPPED])
+def test_every_shipped_config_loads_and_builds_its_model(path):
+    config = load_config(path)
+    assert set(config) == set(DEFAULTS)
+    pipe, noise_scheduler = build_pipeline(config)  # a real model of the config's architecture
+    assert pipe.unet.config.sample_size * pipe.vae_scale_factor == config["model"]["resolution"]
+    assert noise_scheduler.config.num_train_timesteps == 1000
+
+
+def _python_310() -> str | None:
+    # pyenv's interpreter itself: its python3.10 shim on PATH refuses when 3.10 is not selected
+    pyenv = Path.home() / ".pyenv" / "versions"
+    found = sorted(pyenv.glob("3.10*/bin/python3.10")) if pyenv.is_dir() else []
+    return str(found[-1]) if found else shutil.which("python3.10")
+
+
+@pytest.mark.skipif(_python_310() is None, reason="no Python 3.10 interpreter on this machine")
+def test_configs_load_on_python_310(tmp_path):
+    venv = tmp_path / "py310"
+    subprocess.run([_python_310(), "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    # what pyproject.toml declares for Python < 3.11, and nothing else
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    below_311 = [d.split(";")[0] for d in dependencies if "python_version < '3.11'" in d]
+    assert below_311, "pyproject.toml declares no dependency for Python 3.10"
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *below_311],
+        check=True,
+    )
+    check = (
+        "import sys; sys.path.insert(0, sys.argv[1]); assert sys.version_info[:2] == (3, 10)\n"
+        "from smartbrush.training_config import load_config\n"
+        "for path in sys.argv[2:]: print(path, load_config(path)['train']['max_steps'])"
+    )
+    result = subprocess.run(
+        [python, "-c", check, str(REPO), *map(str, SHIPPED)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == len(SHIPPED)
+    assert f"{REPO / 'configs' / 'tiny.toml'} 4" in result.stdout
+
