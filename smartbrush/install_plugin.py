@@ -80,7 +80,7 @@ def install_krita(dest: Path | None = None, editor_python: str | None = None) ->
         raise UserError(f"the Krita plugin sources are missing: {source} (use a source checkout)")
     python = editor_python or default_krita_python()
     if python is not None:
-        python_version(python)  # fail before touching anything if it can't run
+        check_krita_python(python)  # fail before touching anything if Krita could not load a plugin
     pykrita = (dest or krita_data_dir() / "pykrita").expanduser()
     pykrita.mkdir(parents=True, exist_ok=True)
 
@@ -106,6 +106,8 @@ def install_krita(dest: Path | None = None, editor_python: str | None = None) ->
     print(f"  enabled in {kritarc} (restart Krita; if Krita was running, it may overwrite this:")
     print("  then tick SmartBrush in Settings > Configure Krita > Python Plugin Manager)")
     print(f"  pyzmq and msgpack: {how}")
+    if python is not None and (warning := krita_path_warning(python)):
+        print(f"  note: {warning}")
     return package
 
 
@@ -130,6 +132,59 @@ def default_krita_python() -> str | None:
     if sys.platform.startswith("linux") and Path("/usr/bin/python3").exists():
         return "/usr/bin/python3"
     return None
+
+
+def krita_python_libs() -> Path | None:
+    """The folder of a distribution Krita's PyKrita bindings (krita-python-libs), if installed."""
+    for pattern in ("/usr/lib/*/krita-python-libs", "/usr/lib*/krita-python-libs"):
+        found = sorted(Path("/").glob(pattern.lstrip("/")))
+        if found:
+            return found[0]
+    return None
+
+
+def check_krita_python(python: str) -> None:
+    """Krita's Python plugins need PyQt5 and Krita's own PyKrita module: check both with `python`."""
+    python_version(python)  # a Python that cannot run at all gets its own message
+    libs = krita_python_libs()
+    code = "import PyQt5.QtCore, PyQt5.QtWidgets"
+    if libs is not None:
+        code = f"import sys; sys.path.insert(0, {str(libs)!r}); {code}; import PyKrita.krita"
+    try:
+        done = subprocess.run(
+            [python, "-I", "-c", code], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UserError(f"cannot run the editor's Python {python}: {error}") from None
+    if done.returncode == 0:
+        return
+    why = (done.stderr.strip().splitlines() or ["import failed"])[-1]
+    if "PyQt5" in why:
+        fix = (
+            "Krita loads no Python plugin without PyQt5. On Debian/Ubuntu run: "
+            "sudo apt-get install python3-pyqt5"
+        )
+    else:
+        fix = f"Krita's PyKrita module (in {libs}) does not load: reinstall Krita"
+    raise UserError(
+        f"{python} cannot import what Krita's Python plugins need ({why}). {fix}. "
+        f"If Krita brings its own Python (AppImage, Windows, macOS), pass that one with "
+        f"--editor-python. {KRITA_PATH_PITFALL}"
+    )
+
+
+KRITA_PATH_PITFALL = (
+    "Krita finds its Python through the first python3 on PATH: start it with a PATH whose python3 is "
+    "the system one (not a virtualenv's or pyenv's), or it loads no Python plugin."
+)
+
+
+def krita_path_warning(python: str) -> str | None:
+    """The PATH pitfall, when the first python3 on PATH is not the Python Krita embeds."""
+    first = shutil.which("python3")
+    if first is None or Path(first).resolve() == Path(python).resolve():
+        return None
+    return f"the first python3 on this PATH is {first}, not {python}. {KRITA_PATH_PITFALL}"
 
 
 def enable_krita_plugin(kritarc: Path, name: str) -> None:

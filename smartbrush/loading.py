@@ -88,7 +88,15 @@ def _load(name: str) -> SmartBrushPipeline:
     if path.is_file():
         if path.suffix.lower() not in convert.SINGLE_FILE_SUFFIXES:
             raise ModelLoadError(f"{name}: not a model file (expected .safetensors or .ckpt)")
-        return convert.smartbrush_pipeline_from(convert.load_source(path))
+        try:
+            return convert.smartbrush_pipeline_from(convert.load_source(path))
+        except UserError as error:
+            if "--config" not in str(error):
+                raise
+            raise ModelLoadError(
+                f"{error}: for that, convert it once with `smartbrush convert {name} OUT --config "
+                "FOLDER` and use OUT as the model"
+            ) from None
     if path.is_dir():
         index_file = path / "model_index.json"
         if not index_file.is_file():
@@ -100,9 +108,11 @@ def _load(name: str) -> SmartBrushPipeline:
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"{index_file}: unreadable: {_first_line(error)}") from None
         return _from_index(index, str(path))
-    if convert.HUB_ID.match(name) and not name.startswith("."):
+    # "runs/tiny" where runs/ is a folder here is a mistyped path, not a hub id: no hub round trip
+    looks_local = path.parent.is_dir() and path.parent != Path(".")
+    if convert.HUB_ID.match(name) and not name.startswith(".") and not looks_local:
         return _from_index(convert.model_index(name), name)
-    raise ModelLoadError(f"no model {name!r}: expected {MODEL_NAMES_HELP}")
+    raise ModelLoadError(f"no model {name!r} (no such file or folder): expected {MODEL_NAMES_HELP}")
 
 
 def _from_index(index: dict, source: str) -> SmartBrushPipeline:

@@ -62,15 +62,19 @@ SERVE_COMMAND = [
 
 
 def start_daemon_process(
-    endpoint: str, tmp_path: Path, *args: str, command: list[str] = DAEMON_COMMAND
+    endpoint: str,
+    tmp_path: Path,
+    *args: str,
+    command: list[str] = DAEMON_COMMAND,
+    model: str = "tiny",
 ) -> subprocess.Popen:
-    """A daemon with `--model tiny` as a subprocess (logging to stderr unless args say otherwise);
+    """A daemon serving `model` as a subprocess (logging to stderr unless args say otherwise);
     waits until it answers hello."""
     if "--log-file" not in args:
         args = (*args, "--log-file", "-")
     log = open(tmp_path / f"daemon-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 (lives with the process)
     process = subprocess.Popen(
-        [*command, "--model", "tiny", "--threads", "1", "--endpoint", endpoint, *args],
+        [*command, "--model", model, "--threads", "1", "--endpoint", endpoint, *args],
         cwd=tmp_path,
         env=daemon_env(tmp_path),
         stdout=log,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import needs, skip_unless_ci
 
 from smartbrush.install_plugin import enable_krita_plugin
 
@@ -37,9 +38,9 @@ W, H = 160, 120  # the documents the scripts make
 
 pytestmark = [
     pytest.mark.editor,
-    pytest.mark.skipif(
-        shutil.which("kritarunner") is None or shutil.which("krita") is None,
-        reason="Krita is not installed (apt-get install krita python3-zmq python3-msgpack xvfb)",
+    needs(
+        shutil.which("kritarunner") is not None and shutil.which("krita") is not None,
+        "Krita is not installed (apt-get install krita python3-pyqt5 python3-zmq python3-msgpack)",
     ),
 ]
 
@@ -242,7 +243,7 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
 
 def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     if shutil.which("xvfb-run") is None:
-        pytest.skip("xvfb-run is not installed (apt-get install xvfb xauth)")
+        skip_unless_ci("xvfb-run is not installed (apt-get install xvfb xauth)")
     install_plugin()  # the user's way: the default pykrita folder of (the test) HOME, enabled
     pykrita = KRITA_HOME / ".local/share/krita/pykrita"
     assert (pykrita / "smartbrush_krita" / "vendor" / "smartbrush" / "client.py").exists()

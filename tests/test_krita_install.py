@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from needs import needs
 
 from smartbrush.cli import main
 from smartbrush.install_plugin import enable_krita_plugin
@@ -21,11 +23,14 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-def system_python_has_zmq() -> bool:
-    if not SYSTEM_PYTHON.exists():
-        return False
-    done = subprocess.run([SYSTEM_PYTHON, "-I", "-c", "import zmq, msgpack"], capture_output=True)
+def imports(python, modules: str) -> bool:
+    done = subprocess.run([python, "-I", "-c", f"import {modules}"], capture_output=True)
     return done.returncode == 0
+
+
+def system_python_can_run_the_plugin() -> bool:
+    """Debian's krita, python3-pyqt5, python3-zmq and python3-msgpack (.ci/run installs them)."""
+    return SYSTEM_PYTHON.exists() and imports(SYSTEM_PYTHON, "zmq, msgpack, PyQt5.QtWidgets")
 
 
 def test_enable_keeps_the_rest_of_kritarc(tmp_path):
@@ -49,8 +54,11 @@ def test_enable_keeps_the_rest_of_kritarc(tmp_path):
     assert fresh.read_text() == "[python]\nenable_smartbrush_krita=true\n"
 
 
-@pytest.mark.skipif(not system_python_has_zmq(), reason="needs /usr/bin/python3 with zmq+msgpack")
-def test_install_krita_plugin_for_a_user(home, capsys):
+@needs(system_python_can_run_the_plugin(), "needs /usr/bin/python3 with PyQt5, zmq, msgpack")
+def test_install_krita_plugin_for_a_user(home, capsys, monkeypatch):
+    monkeypatch.setenv(
+        "PATH", "/usr/bin:/bin"
+    )  # as Krita should be started: python3 is the system's
     assert main(["install-plugin", "krita"]) == 0
     pykrita = home / ".local/share/krita/pykrita"
     package = pykrita / "smartbrush_krita"
@@ -67,6 +75,7 @@ def test_install_krita_plugin_for_a_user(home, capsys):
     assert "enable_smartbrush_krita=true" in (home / ".config/kritarc").read_text()
     out = capsys.readouterr().out
     assert "already importable by /usr/bin/python3" in out
+    assert "first python3 on this PATH" not in out
 
     # reinstalling replaces the old copy (no stale files left behind)
     (package / "stale.py").write_text("")
@@ -83,3 +92,37 @@ def test_install_with_an_editor_python_that_cannot_run(home, tmp_path, capsys):
     assert err.startswith("smartbrush install-plugin: error: cannot run the editor's Python /nope")
     assert "Traceback" not in err
     assert not (tmp_path / "pk").exists()  # nothing half-installed
+
+
+@needs(system_python_can_run_the_plugin(), "needs /usr/bin/python3 with PyQt5, zmq, msgpack")
+def test_install_names_the_path_pitfall_when_another_python3_comes_first(home, tmp_path, capsys,
+                                                                          monkeypatch):  # fmt: skip
+    # a virtualenv's python3 first on PATH, as in a shell where SmartBrush's own venv is active
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python3").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")
+    assert main(["install-plugin", "krita"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"note: the first python3 on this PATH is {venv_bin / 'python3'}, not /usr/bin/python3"
+        in out
+    )
+    assert "start it with a PATH whose python3 is the system one" in out
+
+
+@pytest.mark.skipif(
+    imports(sys.executable, "PyQt5.QtCore"), reason="this Python has PyQt5: it cannot stand in"
+)
+def test_install_refuses_a_krita_python_without_pyqt5(home, tmp_path, capsys):
+    # this interpreter is a real Python without PyQt5, as /usr/bin/python3 is before python3-pyqt5
+    dest = tmp_path / "pykrita"
+    code = main(["install-plugin", "krita", "--dest", str(dest), "--editor-python", sys.executable])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{sys.executable} cannot import what Krita's Python plugins need" in err
+    assert "No module named 'PyQt5'" in err
+    assert "sudo apt-get install python3-pyqt5" in err
+    assert "first python3 on PATH" in err  # the PATH pitfall is named
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not dest.exists() and not (home / ".config/kritarc").exists()  # nothing installed

@@ -58,4 +58,3 @@ def test_configs_load_on_python_310(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(SHIPPED)
     assert f"{REPO / 'configs' / 'tiny.toml'} 4" in result.stdout
-
