@@ -75,7 +75,7 @@ def test_eval_command_prints_json(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 1 and set(report["met"]) == set(evaluation.GOALS)
     assert main(["eval", "--model", str(tmp_path / "nothing"), "--n", "1"]) == 2
-    assert "no SmartBrush model" in capsys.readouterr().err
+    assert "(no such file or folder): expected demo, tiny" in capsys.readouterr().err
     assert main(["eval", "--model", str(folder), "--n", "0"]) == 2
 
 
