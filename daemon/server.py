@@ -519,7 +519,6 @@ def _free_cuda_cache() -> None:
         pass
 
 
-# --- model loading ------------------------------------------------------------------------------
 # --- entry point --------------------------------------------------------------------------------
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(
