@@ -160,9 +160,10 @@ def check_krita_python(python: str) -> None:
         return
     why = (done.stderr.strip().splitlines() or ["import failed"])[-1]
     if "PyQt5" in why:
+        packages = "python3-pyqt5" if libs or shutil.which("krita") else "krita python3-pyqt5"
         fix = (
             "Krita loads no Python plugin without PyQt5. On Debian/Ubuntu run: "
-            "sudo apt-get install python3-pyqt5"
+            f"sudo apt-get install {packages}"
         )
     else:
         fix = f"Krita's PyKrita module (in {libs}) does not load: reinstall Krita"

@@ -122,7 +122,7 @@ def test_install_refuses_a_krita_python_without_pyqt5(home, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{sys.executable} cannot import what Krita's Python plugins need" in err
     assert "No module named 'PyQt5'" in err
-    assert "sudo apt-get install python3-pyqt5" in err
+    assert "sudo apt-get install " in err and "python3-pyqt5" in err
     assert "first python3 on PATH" in err  # the PATH pitfall is named
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not dest.exists() and not (home / ".config/kritarc").exists()  # nothing installed
