@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from smartbrush.errors import UserError
+from smartbrush.errors import UserError, first_line
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
@@ -35,10 +35,6 @@ HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 LDM_CONV_IN = (
     "model.diffusion_model.input_blocks.0.0.weight"  # the UNet's first conv in an LDM file
 )
-
-
-def _user_error(message: str) -> Exception:
-    return UserError(message)
 
 
 # -- loading the source -----------------------------------------------------------------------------
@@ -54,7 +50,7 @@ def load_source(src: str | Path, config: str | Path | None = None) -> dict[str, 
     elif HUB_ID.match(str(src)) and not str(src).startswith("."):
         components = _load_diffusers(str(src))
     else:
-        raise _user_error(f"{src}: no such file or folder (and not a hub id like 'owner/model')")
+        raise UserError(f"{src}: no such file or folder (and not a hub id like 'owner/model')")
     check_architecture(components)
     return components
 
@@ -76,7 +72,7 @@ def _load_diffusers(src: str) -> dict[str, Any]:
             "scheduler_config": DDIMScheduler.load_config(src, subfolder="scheduler"),
         }
     except (OSError, ValueError) as error:
-        raise _user_error(f"{src}: cannot load a component: {_first_line(error)}") from None
+        raise UserError(f"{src}: cannot load a component: {first_line(error)}") from None
 
 
 def model_index(src: str) -> dict[str, Any]:
@@ -86,7 +82,7 @@ def model_index(src: str) -> dict[str, Any]:
 
     if Path(src).is_dir():
         if not (Path(src) / "model_index.json").is_file():
-            raise _user_error(f"{src}: not a diffusers pipeline folder (no model_index.json)")
+            raise UserError(f"{src}: not a diffusers pipeline folder (no model_index.json)")
         return json.loads((Path(src) / "model_index.json").read_text())
     try:
         with warnings.catch_warnings():  # huggingface_hub's deprecation notes are not for the user
@@ -94,31 +90,31 @@ def model_index(src: str) -> dict[str, Any]:
             return DiffusionPipeline.load_config(src)
     except OSError as error:
         if constants.HF_HUB_OFFLINE:
-            raise _user_error(
+            raise UserError(
                 f"{src}: not a local file or folder, and as a hub id it is not in the local cache "
                 "(the hub is offline: HF_HUB_OFFLINE=1)"
             ) from None
-        raise _user_error(
+        raise UserError(
             f"{src}: not a local file or folder, and the hub did not give its model_index.json "
-            f"(no network, a wrong id or a gated model?): {_first_line(error)}"
+            f"(no network, a wrong id or a gated model?): {first_line(error)}"
         ) from None
 
 
 def _check_model_index(index: dict[str, Any], src: str) -> None:
     class_name = index.get("_class_name", "?")
     if class_name == "SmartBrushPipeline":
-        raise _user_error(f"{src} is already a SmartBrush pipeline: train or use it as it is")
+        raise UserError(f"{src} is already a SmartBrush pipeline: train or use it as it is")
     if "text_encoder_2" in index or "XL" in class_name:
-        raise _user_error(
+        raise UserError(
             f"{src}: SDXL ({class_name}, two text encoders) is not supported; convert an SD 1.x model"
         )
     if class_name not in SUPPORTED_PIPELINES:
-        raise _user_error(
+        raise UserError(
             f"{src}: unsupported architecture {class_name}; expected one of {', '.join(SUPPORTED_PIPELINES)}"
         )
     missing = [name for name in COMPONENTS if not (index.get(name) or [None])[0]]
     if missing:
-        raise _user_error(f"{src}: the pipeline has no {', '.join(missing)}")
+        raise UserError(f"{src}: the pipeline has no {', '.join(missing)}")
 
 
 def _transformers_class(index: dict[str, Any], name: str, src: str):
@@ -127,7 +123,7 @@ def _transformers_class(index: dict[str, Any], name: str, src: str):
     library, class_name = index[name]
     cls = getattr(transformers, class_name, None) if library == "transformers" else None
     if cls is None:
-        raise _user_error(f"{src}: unsupported {name} {library}.{class_name}")
+        raise UserError(f"{src}: unsupported {name} {library}.{class_name}")
     return cls
 
 
@@ -145,22 +141,22 @@ def _load_single_file(path: Path, config: str | Path | None) -> dict[str, Any]:
     )
 
     if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-        raise _user_error(
+        raise UserError(
             f"{path}: expected a diffusers folder or a {'/'.join(SINGLE_FILE_SUFFIXES)} checkpoint"
         )
     try:
         checkpoint = load_single_file_checkpoint(str(path), local_files_only=True)
     except Exception as error:  # a damaged or foreign file: torch / safetensors raise many kinds
-        raise _user_error(f"{path}: cannot read the checkpoint: {_first_line(error)}") from None
+        raise UserError(f"{path}: cannot read the checkpoint: {first_line(error)}") from None
     if LDM_CONV_IN not in checkpoint:
-        raise _user_error(
+        raise UserError(
             f"{path}: not a Stable Diffusion checkpoint in the original layout (no {LDM_CONV_IN})"
         )
     kind = infer_diffusers_model_type(checkpoint)
     if kind.startswith("xl"):
-        raise _user_error(f"{path}: SDXL ({kind}) is not supported; convert an SD 1.x model")
+        raise UserError(f"{path}: SDXL ({kind}) is not supported; convert an SD 1.x model")
     if kind not in ("v1", "inpainting"):
-        raise _user_error(
+        raise UserError(
             f"{path}: unsupported architecture {kind!r}; expected SD 1.x (v1 or inpainting)"
         )
     in_channels = checkpoint[LDM_CONV_IN].shape[1]
@@ -176,7 +172,7 @@ def _load_single_file(path: Path, config: str | Path | None) -> dict[str, Any]:
     if config is not None:
         config = Path(config).expanduser()
         if not (config / "model_index.json").is_file():
-            raise _user_error(
+            raise UserError(
                 f"--config {config}: not a diffusers pipeline folder (no model_index.json)"
             )
         kwargs["config"] = str(config)
@@ -194,7 +190,7 @@ def _load_single_file(path: Path, config: str | Path | None) -> dict[str, Any]:
     try:
         pipe = pipeline_class.from_single_file(str(path), **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise _user_error(f"{path}: cannot convert the checkpoint: {_first_line(error)}") from None
+        raise UserError(f"{path}: cannot convert the checkpoint: {first_line(error)}") from None
     components = {name: getattr(pipe, name) for name in COMPONENTS}
     components["scheduler_config"] = components.pop("scheduler").config
     return components
@@ -208,7 +204,7 @@ def _cached_configs(repo: str, path: Path) -> str:
     try:
         return snapshot_download(repo, allow_patterns=patterns)
     except Exception:  # offline, unreachable or not cached: huggingface_hub raises several kinds
-        raise _user_error(
+        raise UserError(
             f"{path}: a single-file checkpoint needs the diffusers configs of {repo}, which are not in "
             "the local cache and cannot be downloaded; pass --config FOLDER (a diffusers folder of the "
             "same architecture; configs and tokenizer are enough)"
@@ -221,30 +217,30 @@ def check_architecture(components: dict[str, Any]) -> None:
 
     unet, vae = components["unet"], components["vae"]
     if not isinstance(unet, UNet2DConditionModel) or not isinstance(vae, AutoencoderKL):
-        raise _user_error(
+        raise UserError(
             f"unsupported architecture: {type(unet).__name__} + {type(vae).__name__} "
             "(expected UNet2DConditionModel + AutoencoderKL)"
         )
     config = unet.config
     if config.addition_embed_type is not None or config.encoder_hid_dim is not None:
-        raise _user_error(
+        raise UserError(
             f"unsupported UNet: addition_embed_type={config.addition_embed_type!r} "
             f"(SDXL-style); convert an SD 1.x model"
         )
     text_width = getattr(components["text_encoder"].config, "hidden_size", None)
     if text_width != config.cross_attention_dim:
-        raise _user_error(
+        raise UserError(
             f"the text encoder's width {text_width} does not match the UNet's cross_attention_dim "
             f"{config.cross_attention_dim}"
         )
     prediction = components["scheduler_config"].get("prediction_type", "epsilon")
     if prediction != "epsilon":
-        raise _user_error(
+        raise UserError(
             f"prediction_type {prediction!r} is not supported (SmartBrush trains noise prediction)"
         )
     c = vae.config.latent_channels
     if config.in_channels not in (c, 2 * c + 1) or config.out_channels != c:
-        raise _user_error(
+        raise UserError(
             f"unsupported UNet: {config.in_channels} -> {config.out_channels} channels; expected "
             f"text-to-image ({c} -> {c}) or inpainting ({2 * c + 1} -> {c})"
         )
@@ -289,9 +285,9 @@ def convert(
     """Convert SRC (folder, hub id or single file) into a SmartBrush pipeline folder OUT."""
     out = Path(out).expanduser()
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise _user_error(f"{out} already exists and is not empty (use --overwrite to replace it)")
+        raise UserError(f"{out} already exists and is not empty (use --overwrite to replace it)")
     if out.exists() and not out.is_dir():
-        raise _user_error(f"{out} is a file, not a folder")
+        raise UserError(f"{out} is a file, not a folder")
     pipe = smartbrush_pipeline_from(
         load_source(src, config), mask_head=mask_head, precision_conditioning=precision_conditioning
     )
@@ -306,11 +302,6 @@ def convert(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 # -- command line ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smartbrush.errors import UserError
+from smartbrush.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +71,7 @@ def load_pipeline(
     try:
         return pipeline.to(device)
     except (RuntimeError, AssertionError) as error:  # e.g. cuda asked for on a machine without it
-        raise ModelLoadError(f"cannot use device {device!r}: {_first_line(error)}") from None
+        raise ModelLoadError(f"cannot use device {device!r}: {first_line(error)}") from None
 
 
 def _load(name: str) -> SmartBrushPipeline:
@@ -106,7 +106,7 @@ def _load(name: str) -> SmartBrushPipeline:
         try:
             index = json.loads(index_file.read_text())
         except (OSError, ValueError) as error:
-            raise ModelLoadError(f"{index_file}: unreadable: {_first_line(error)}") from None
+            raise ModelLoadError(f"{index_file}: unreadable: {first_line(error)}") from None
         return _from_index(index, str(path))
     # "runs/tiny" where runs/ is a folder here is a mistyped path, not a hub id: no hub round trip
     looks_local = path.parent.is_dir() and path.parent != Path(".")
@@ -135,9 +135,4 @@ def _from_pretrained(cls, source: str, name: str, **kwargs) -> SmartBrushPipelin
     try:
         return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError, TypeError, KeyError) as error:
-        raise ModelLoadError(f"cannot load model {name!r}: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+        raise ModelLoadError(f"cannot load model {name!r}: {first_line(error)}") from None
