@@ -92,6 +92,11 @@ def run_fill(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -
             on_step(job.step, total, preview)
         return callback_kwargs
 
+    if not request["prompt"].strip() and not pipeline.config.get("removal_prompt"):
+        raise ValueError(  # bad input, as the pipeline says it: the daemon answers bad_request
+            "the prompt is empty and this model cannot remove objects (it was not trained for "
+            "removal): type what to paint, or use the demo model"
+        )
     if job.cancel.is_set():
         raise FillCancelled(f"job {job.job_id} cancelled")
     started_at = time.monotonic()

@@ -16,9 +16,11 @@ COMMAND_MODULES = [
     "smartbrush.commands_daemon",
     "smartbrush.install_plugin",
     "smartbrush.training",
+    "smartbrush.autoencoder",
     "smartbrush.evaluation",
     "smartbrush.demo",
     "smartbrush.caption",
+    "smartbrush.objects",
 ]
 
 

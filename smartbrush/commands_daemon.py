@@ -44,7 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where = fill.add_mutually_exclusive_group(required=True)
     where.add_argument("--mask", type=Path, help="mask image (8-bit gray, white = fill, soft ok)")
     where.add_argument("--box", type=_parse_box, help="rectangle to fill: X,Y,W,H in pixels")
-    fill.add_argument("--prompt", required=True, help="what to put there")
+    what = fill.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="what to put there")
+    what.add_argument(
+        "--remove",
+        action="store_const",
+        const="",
+        dest="prompt",
+        help="erase the object under the mask and continue the background (same as --prompt '')",
+    )
     fill.add_argument("--save-mask", type=Path, help="also write the predicted object mask here")
     _add_fill_options(fill)
     fill.add_argument("--variations", type=int, default=1, help="how many results (default 1)")

@@ -1,4 +1,4 @@
-"""Training data: the shapes world and COCO-format instance segmentation sets.
+"""Training data: the shapes world, the objects world and COCO-format instance segmentation sets.
 
 Every dataset yields raw examples, one object each: {"image": HxWx3 uint8, "mask": HxW bool (the exact
 instance mask), "label": str, "captions": list[str]} at the training resolution. The training recipe
@@ -44,6 +44,37 @@ class WorldDataset(Dataset):
     def prompts(self) -> list[str]:
         """Every prompt this dataset can produce (a finite set: its text embeddings can be cached)."""
         return world.all_prompts()
+
+
+class ObjectsDataset(Dataset):
+    """Scenes of the objects world (smartbrush.objects); example i is always the same scene.
+
+    Examples also carry the object-free "background", which the recipe's removal task trains towards.
+    """
+
+    shuffled = True
+
+    def __init__(self, split: str = "train", resolution: int = 128, length: int | None = None):
+        from smartbrush.objects import ObjectsWorld
+
+        self.world, self.split, self.resolution = ObjectsWorld(), split, resolution
+        self.length = world.SPLIT_SIZES[split] if length is None else int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        scene = self.world.scene(self.split, index, self.resolution)
+        return {
+            "image": scene.image,
+            "mask": scene.mask,
+            "label": scene.label,
+            "captions": scene.captions,
+            "background": scene.background,
+        }
+
+    def prompts(self) -> None:
+        return None  # thousands of caption variants: encoded as they come
 
 
 class CocoInstances(Dataset):
@@ -145,6 +176,8 @@ def build_dataset(config: dict, resolution: int) -> Dataset:
     kind = config.get("dataset", "world")
     if kind == "world":
         return WorldDataset("train", resolution)
+    if kind == "objects":
+        return ObjectsDataset("train", resolution)
     if kind == "coco":
         if not config.get("annotations"):
             raise ValueError(
@@ -157,7 +190,7 @@ def build_dataset(config: dict, resolution: int) -> Dataset:
             config.get("captions"),
             config.get("min_area", 64.0),
         )
-    raise ValueError(f"unknown dataset {kind!r}; use 'world' or 'coco'")
+    raise ValueError(f"unknown dataset {kind!r}; use 'world', 'objects' or 'coco'")
 
 
 def _quiet(function, *args):

@@ -1,7 +1,15 @@
-"""`smartbrush demo -o DIR`: a real fill with the shipped demo model, before/after PNGs and a grid.
+"""`smartbrush demo -o DIR`: real fills with the shipped demo model, before/after PNGs and a grid.
 
-The demo model works on 32 x 32 shapes-world images; the PNGs are enlarged (nearest neighbour, --scale)
-so the pixels are visible. Files written:
+The demo model (objects world) fills held-out photos shipped in smartbrush/demo_assets: each with an
+exact mask (precision 0) and its bounding box (precision 1), and erases a pasted object (empty prompt):
+
+    before.png, mask.png, after.png (exact), after-box.png, box-mask.png, predicted-mask.png (box fill),
+    predicted-mask-exact.png, removal-before.png, removal-mask.png, removal-after.png
+    grid.png          every case: photo | mask | fill | predicted mask | box | fill | predicted mask,
+                      and the removal: photo with the object | lasso | erased
+
+With `--model shapes` (the 32 x 32 shapes world) the PNGs are enlarged (nearest neighbour, --scale) so the
+pixels are visible. Files written:
 
     before.png        the test image (no object where the mask is)
     mask.png          the exact mask given to the model
@@ -76,7 +84,59 @@ def make_grid(pipe, cases=GRID_CASES, steps: int = 20, scale: int = 4) -> PIL.Im
     return world.render_grid(rows, scale=scale)
 
 
+# -- the objects world: real photos -------------------------------------------------------------------
+
+ASSETS = Path(__file__).resolve().parent / "demo_assets"  # made by scripts/make_demo_assets.py
+
+
+def photo_cases() -> dict:
+    import json
+
+    return json.loads((ASSETS / "cases.json").read_text())
+
+
+def _load(name: str, mode: str) -> np.ndarray:
+    with PIL.Image.open(ASSETS / name) as image:
+        return np.asarray(image.convert(mode))
+
+
+def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid: bool) -> list[str]:
+    """Fills on held-out photos (exact mask and box) and a removal; returns the files written."""
+    from smartbrush.masks import box_mask
+
+    cases = photo_cases()
+    rows = []
+    for k, case in enumerate(cases["fills"] if grid else cases["fills"][:1]):
+        image, mask = _load(case["image"], "RGB"), _load(case["mask"], "L") >= 128
+        text = prompt if (prompt is not None and k == 0) else case["prompt"]
+        exact = pipe(image, mask, text, precision=0.0, seed=seed, num_inference_steps=steps)
+        box = pipe(image, box_mask(mask), text, precision=1.0, seed=seed, num_inference_steps=steps)
+        row = [image, mask, np.asarray(exact.images[0]), np.asarray(exact.masks[0]),
+               box_mask(mask), np.asarray(box.images[0]), np.asarray(box.masks[0])]  # fmt: skip
+        if k == 0:
+            names = ["before", "mask", "after", "predicted-mask-exact", "box-mask", "after-box",
+                     "predicted-mask"]  # fmt: skip
+            for name, array in zip(names, row, strict=True):
+                save_scaled(array, out / f"{name}.png", 1)
+            first_prompt = text
+        rows.append(row)
+    case = cases["removal"]
+    image, lasso = _load(case["image"], "RGB"), _load(case["mask"], "L") >= 128
+    removed = pipe(image, lasso, "", precision=0.0, seed=seed, num_inference_steps=steps)
+    save_scaled(image, out / "removal-before.png", 1)
+    save_scaled(lasso, out / "removal-mask.png", 1)
+    save_scaled(np.asarray(removed.images[0]), out / "removal-after.png", 1)
+    rows.append([image, lasso, np.asarray(removed.images[0])])
+    files = ["before.png", "mask.png", "after.png", "after-box.png", "predicted-mask.png",
+             "removal-after.png"]  # fmt: skip
+    if grid:
+        world.render_grid(rows, scale=1).save(out / "grid.png")
+        files.append("grid.png")
+    return [f'"{first_prompt}" on {cases["fills"][0]["source"]}', *files]
+
+
 def demo_command(args: argparse.Namespace) -> int:
+    from smartbrush.evaluation import world_of
     from smartbrush.loading import load_pipeline
     from smartbrush.masks import box_mask
 
@@ -87,6 +147,15 @@ def demo_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
+    if world_of(pipe, "auto") == "objects":
+        what, *files = photo_demo(pipe, out, args.prompt, args.seed, args.steps, not args.no_grid)
+        print(
+            f"filled a held-out photo with {what} (seed {args.seed}), exact mask and box, and erased "
+            f"an object, in {time.monotonic() - started:.1f} s: "
+            + ", ".join(f"{out}/{name}" for name in files)
+        )
+        return 0
+    args.prompt = args.prompt or "a yellow heart"
     scene = world.make_scene("test", args.scene)
     exact, box = fill_pair(pipe, scene, args.prompt, args.seed, args.steps)
     save_scaled(scene.background, out / "before.png", args.scale)
@@ -115,10 +184,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--model", default="demo", help='"demo" or a SmartBrush folder trained on the world'
     )
-    parser.add_argument("--prompt", default="a yellow heart", help="what to paint into the hole")
-    parser.add_argument("--scene", type=int, default=3, help="shapes-world test scene to fill")
+    parser.add_argument(
+        "--prompt", help="what to paint into the first hole (default: the case's own prompt)"
+    )
+    parser.add_argument("--scene", type=int, default=3, help="shapes models: test scene to fill")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20, help="denoising steps")
-    parser.add_argument("--scale", type=int, default=8, help="enlarge the PNGs this many times")
+    parser.add_argument(
+        "--scale", type=int, default=8, help="shapes models: enlarge the PNGs this many times"
+    )
     parser.add_argument("--no-grid", action="store_true", help="skip the grid of several fills")
     parser.set_defaults(func=demo_command)

@@ -1,5 +1,7 @@
 """`smartbrush eval --model M`: how well a model fills shapes-world holes, on the held-out test split.
 
+(Models of the objects world -- the demo -- are measured by smartbrush.objects_eval; `--world` picks.)
+
 For each test scene the model gets the *object-free* background, a mask where the scene's object was, and
 the prompt "a <colour> <shape>". Two modes: the exact instance mask (precision 0) and its bounding box
 (precision 1). What counts as the generated object: the pixels inside the box that differ from the
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from smartbrush import world
+from smartbrush.masks import bounding_box
 
 CROP = 20  # classifier input: the object's square box crop, resized to CROP x CROP
 CLASSIFIER_NAME = "classifier.safetensors"
@@ -287,9 +290,12 @@ def _psnr(sq_error: float, count: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def default_classifier_path() -> Path:
-    # the demo model's folder (smartbrush.pipeline.DEMO_MODEL_DIR), without importing diffusers
-    return Path(__file__).resolve().parent / "models" / "demo" / CLASSIFIER_NAME
+def default_classifier_path(world: str = "shapes") -> Path:
+    # the embedded models' folders (smartbrush.pipeline.EMBEDDED_MODELS), without importing diffusers
+    models = Path(__file__).resolve().parent / "models"
+    if world == "objects":
+        return models / "demo" / "objects-classifier.safetensors"
+    return models / "shapes" / CLASSIFIER_NAME
 
 
 # -- command line ---------------------------------------------------------------------------------------
@@ -317,6 +323,13 @@ def format_report(report: dict, model: str) -> str:
     return "\n".join(lines)
 
 
+def world_of(pipe, asked: str) -> str:
+    """The world a model is evaluated on: as asked, or by its working resolution (shapes: 32 px)."""
+    if asked != "auto":
+        return asked
+    return "shapes" if pipe.vae is None and pipe.resolution == 32 else "objects"
+
+
 def eval_command(args: argparse.Namespace) -> int:
     import torch
 
@@ -326,9 +339,11 @@ def eval_command(args: argparse.Namespace) -> int:
         raise ValueError("--n must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    classifier = load_classifier(args.classifier or default_classifier_path())
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
+    if world_of(pipe, args.world) == "objects":
+        return _eval_objects(pipe, args)
+    classifier = load_classifier(args.classifier or default_classifier_path())
     started = time.monotonic()
     if not 0 <= args.start <= world.SPLIT_SIZES["test"] - args.n:
         raise ValueError(
@@ -345,10 +360,47 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_objects(pipe, args: argparse.Namespace) -> int:
+    from smartbrush import objects_eval
+    from smartbrush.loading import load_pipeline
+    from smartbrush.objects import ObjectsWorld
+
+    classifier = objects_eval.load_classifier(args.classifier or default_classifier_path("objects"))
+    baseline = None
+    if args.removal_baseline:
+        baseline = load_pipeline(args.removal_baseline)
+        baseline.set_progress_bar_config(disable=True)
+    report = objects_eval.evaluate(pipe, ObjectsWorld(), classifier, n=args.n, steps=args.steps,
+                                   guidance=args.guidance, removal_baseline=baseline)  # fmt: skip
+    report["model"] = args.model
+    print(
+        json.dumps(report, indent=2)
+        if args.json
+        else objects_eval.format_report(report, args.model)
+    )
+    return 0
+
+
 def train_classifier_command(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
+    if args.world == "objects":
+        from smartbrush import objects_eval
+        from smartbrush.objects import ObjectsWorld
+
+        world = ObjectsWorld()
+        net = objects_eval.train_classifier(world)
+        output = args.output or default_classifier_path("objects")
+        objects_eval.save_classifier(net, output)
+        found = list(objects_eval.test_scenes(world, 500))
+        named = objects_eval.classify(
+            net, [s.image for _, s in found], [bounding_box(s.mask) for _, s in found]
+        )
+        accuracy = _mean([n == s.label for n, (_, s) in zip(named, found, strict=True)])
+        print(f"saved {output}: accuracy on the real objects of 500 test scenes {accuracy:.3f}")
+        return 0
+    args.output = args.output or str(default_classifier_path())
     net = train_classifier(scenes=args.scenes, steps=args.steps)
     save_classifier(net, args.output)
     # its accuracy on real objects of held-out validation scenes
@@ -376,7 +428,15 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--guidance", type=float, help="classifier-free guidance scale (default: the model's own)"
     )
-    parser.add_argument("--classifier", help="shape/colour classifier (default: the demo's)")
+    parser.add_argument(
+        "--world", choices=("auto", "shapes", "objects"), default="auto",
+        help="test world (auto: shapes for 32-px pixel models, else objects)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--removal-baseline", metavar="MODEL",
+        help="objects world: also erase with this model (e.g. shapes), as a removal baseline",
+    )  # fmt: skip
+    parser.add_argument("--classifier", help="the world's classifier (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=eval_command)
@@ -384,7 +444,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train-classifier", help="train the shape/colour classifier `smartbrush eval` uses"
     )
-    parser.add_argument("-o", "--output", default=str(default_classifier_path()))
+    parser.add_argument("--world", choices=("shapes", "objects"), default="shapes")
+    parser.add_argument("-o", "--output", help="default: next to the embedded model of the world")
     parser.add_argument("--scenes", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=0)

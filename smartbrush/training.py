@@ -32,6 +32,10 @@ import numpy as np
 
 from smartbrush.training_config import load_config
 
+REMOVAL_PROMPT = (
+    "<remove>"  # the reserved task prompt of removal (PowerPaint-style); users type nothing
+)
+
 # -- the recipe, per example ---------------------------------------------------------------------------
 
 
@@ -59,6 +63,19 @@ class RecipeDataset:
         exact = example["mask"]
         recipe = self.recipe
         level = 0
+        image = example["image"]
+        if "background" in example and rng.random() < recipe["removal_fraction"]:
+            coarse, level = removal_mask(exact, rng, self.num_levels)
+            # the target inside the mask is the scene without the object; the model sees it masked out
+            image = np.where(coarse[..., None], example["background"], image)
+            pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+            return {
+                "pixels": pixels,
+                "mask": coarse[None].astype(np.float32),  # regenerate all of it: nothing to keep
+                "coarse": coarse[None].astype(np.float32),
+                "level": level,
+                "prompt": REMOVAL_PROMPT,
+            }
         if recipe["random_masks"]:
             coarse = random_mask(exact, rng)
         elif recipe["multitask"] and rng.random() < recipe["t2i_fraction"]:
@@ -76,7 +93,7 @@ class RecipeDataset:
             prompt = example["label"]
         else:
             prompt = str(rng.choice(example["captions"]))
-        pixels = np.asarray(example["image"], dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+        pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
         return {
             "pixels": pixels,
             "mask": exact[None].astype(np.float32),
@@ -84,6 +101,23 @@ class RecipeDataset:
             "level": level,
             "prompt": prompt,
         }
+
+
+def removal_mask(
+    exact: np.ndarray, rng: np.random.Generator, num_levels: int
+) -> tuple[np.ndarray, int]:
+    """What a user selects to erase an object: the object grown by a margin (a lasso), or its box.
+
+    The level is random: an erase follows the selection whatever precision the selection implies."""
+    from scipy import ndimage
+
+    from smartbrush.masks import bounding_box, box_mask
+
+    top, left, bottom, right = bounding_box(exact)
+    margin = max(1, int(rng.uniform(0.04, 0.15) * max(bottom - top, right - left)))
+    grown = ndimage.binary_dilation(exact, iterations=margin)
+    coarse = box_mask(grown) if rng.random() < 0.3 else grown
+    return coarse, int(rng.integers(0, num_levels + 1))
 
 
 def random_mask(exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -153,22 +187,41 @@ def build_pipeline(config: dict):
         from smartbrush.text import load_minilm
 
         tokenizer, text_encoder = load_minilm()
+        vae = _autoencoder(model["vae"]) if model["vae"] else None
+        channels = vae.config.latent_channels if vae else 3
+        scale = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
+        if model["resolution"] % scale:
+            raise ValueError(f"model.resolution must be a multiple of the autoencoder's {scale}")
         parent = tiny_unet(
-            3,
+            channels,
             cross_attention_dim=text_encoder.config.hidden_size,
-            sample_size=model["resolution"],
+            sample_size=model["resolution"] // scale,
             block_out_channels=tuple(model["block_out_channels"]),
             layers_per_block=model["layers_per_block"],
             attention_head_dim=model["attention_head_dim"],
             norm_num_groups=model["norm_num_groups"],
         )
         unet = smartbrush_unet_from(
-            parent, image_channels=3, mask_head=mask_head, precision_conditioning=precision
+            parent, image_channels=channels, mask_head=mask_head, precision_conditioning=precision
         )
         noise = DDPMScheduler(num_train_timesteps=1000, beta_schedule=model["beta_schedule"])
         sampler = DDIMScheduler.from_config(noise.config, timestep_spacing="trailing")
-        return SmartBrushPipeline(unet, sampler, text_encoder, tokenizer, vae=None), noise
+        removal = REMOVAL_PROMPT if recipe["removal_fraction"] > 0 else None
+        pipe = SmartBrushPipeline(
+            unet, sampler, text_encoder, tokenizer, vae=vae, removal_prompt=removal
+        )
+        return pipe, noise
     return _pipeline_from(init, mask_head, precision)
+
+
+def _autoencoder(path: str):
+    from diffusers import AutoencoderKL
+
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model.vae: no AutoencoderKL in {path} (train one with `smartbrush train-autoencoder`)"
+        )
+    return AutoencoderKL.from_pretrained(path)
 
 
 def _pipeline_from(init: str, mask_head: bool, precision: bool):
@@ -278,6 +331,8 @@ def export_pipeline(pipe, unet, ema, folder: Path, with_text_encoder: bool) -> N
         pipe.tokenizer,
         vae=pipe.vae,
         num_precision_levels=pipe.config.num_precision_levels,
+        default_guidance_scale=pipe.config.default_guidance_scale,
+        removal_prompt=pipe.config.removal_prompt,
     )
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

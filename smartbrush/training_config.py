@@ -19,7 +19,8 @@ else:  # tomllib is 3.11+; tomli is the same parser, installed on 3.10 (pyprojec
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"output_dir": "runs/smartbrush", "seed": 0},
     "model": {
-        "init": "",  # "" = a new pixel-space model; else a SmartBrush/SD diffusers folder or "demo"
+        "init": "",  # "" = a new model; else a SmartBrush/SD diffusers folder or "demo"
+        "vae": "",  # new models: "" = pixel space; else an AutoencoderKL folder (latent model)
         "resolution": 32,
         "block_out_channels": [32, 64, 64],
         "layers_per_block": 1,
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "label_fraction": 0.3,  # prompt = class label, otherwise one of the captions
         "uncond_fraction": 0.1,  # empty prompt, for classifier-free guidance
         "dice_weight": 0.01,
+        "removal_fraction": 0.0,  # removal task (needs data with backgrounds): erase the object
     },
     "data": {"dataset": "world", "annotations": "", "images": "", "captions": "", "min_area": 64.0},
     "train": {
@@ -64,11 +66,38 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+AUTOENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "run": {"output_dir": "runs/autoencoder", "seed": 0},
+    "model": {
+        "resolution": 128,  # the scenes' size (training crops are smaller)
+        "block_out_channels": [16, 32, 64],  # 3 blocks: f = 4
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "norm_num_groups": 4,  # groups of one channel (16 of 16) learn colours slowly
+    },
+    "train": {
+        "batch_size": 16,
+        "crop": 64,
+        "learning_rate": 2e-3,
+        "warmup_steps": 100,
+        "max_steps": 1000,
+        "max_minutes": 0.0,
+        "checkpoint_minutes": 5.0,
+        "kl_weight": 1e-4,  # per-pixel KL weight: keeps latents near N(0, 1) without blurring
+        "ema_decay": 0.999,
+        "num_threads": 0,
+        "log_every": 20,
+    },
+}
+
+
 # -- configuration -----------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
-    """DEFAULTS, updated from a TOML or YAML file, then from "section.key=value" overrides."""
+def load_config(
+    path: str | Path, overrides: list[str] = (), defaults: dict[str, dict[str, Any]] = DEFAULTS
+) -> dict[str, dict[str, Any]]:
+    """`defaults` (the training DEFAULTS unless given), updated from a TOML or YAML file, then from "section.key=value" overrides."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
@@ -82,26 +111,26 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, dict[s
             loaded = tomllib.loads(text)
     except Exception as error:  # both parsers raise their own error types
         raise ValueError(f"{path}: cannot parse config: {error}") from None
-    config = copy.deepcopy(DEFAULTS)
+    config = copy.deepcopy(defaults)
     for section, values in loaded.items():
         if not isinstance(values, dict):
             raise ValueError(f"{path}: [{section}] must be a table")
         for key, value in values.items():
-            _set(config, section, key, value)
+            _set(config, defaults, section, key, value)
     for item in overrides:
         name, sep, raw = item.partition("=")
         section, dot, key = name.strip().partition(".")
         if not sep or not dot:
             raise ValueError(f"--set expects section.key=value, got {item!r}")
-        _set(config, section, key, _parse_value(raw.strip()))
+        _set(config, defaults, section, key, _parse_value(raw.strip()))
     return config
 
 
-def _set(config: dict, section: str, key: str, value: Any) -> None:
+def _set(config: dict, defaults: dict, section: str, key: str, value: Any) -> None:
     if section not in config or key not in config[section]:
         known = ", ".join(f"{s}.{k}" for s in config for k in config[s])
         raise ValueError(f"unknown config key {section}.{key}; known keys: {known}")
-    default = DEFAULTS[section][key]
+    default = defaults[section][key]
     if isinstance(default, bool) and not isinstance(value, bool):
         raise ValueError(f"{section}.{key} must be true or false, got {value!r}")
     if isinstance(default, (int, float)) and not isinstance(default, bool):

@@ -123,7 +123,7 @@ def test_validate_fill_accepts_a_soft_mask_and_png_images():
         ({"seed": 2**64 - 1}, protocol.BAD_REQUEST, "seed"),
         ({"variations": 0}, protocol.BAD_REQUEST, "variations"),
         ({"variations": protocol.MAX_VARIATIONS + 1}, protocol.BAD_REQUEST, "variations"),
-        ({"prompt": ""}, protocol.BAD_REQUEST, "prompt"),
+        ({"prompt": None}, protocol.BAD_REQUEST, "prompt"),
         ({"prompt": "x" * (protocol.MAX_PROMPT_CHARS + 1)}, protocol.BAD_REQUEST, "prompt"),
         ({"prompt": b"bytes"}, protocol.BAD_REQUEST, "prompt"),
         ({"negative_prompt": 3}, protocol.BAD_REQUEST, "negative_prompt"),

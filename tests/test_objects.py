@@ -1,0 +1,200 @@
+"""The objects world: reading Debian's emoji font, preparing a cache, scenes, splits, captions, and the
+latent + removal training path on a small world the tests make (the real one needs ~100 MB of packages)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from needs import needs
+from smartbrush import objects
+from smartbrush.cli import main
+
+
+def make_fixture_dirs(root: Path) -> tuple[Path, Path]:
+    """A photo folder (train photos reddish, test photos blue: which split a scene used is visible) and a
+    sprites cache without the font: a disc per class, in a colour of its own."""
+    photos = root / "photos"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    stems = ["meadow", "street", "lake", *sorted(objects.TEST_BACKGROUNDS)[:2]]
+    for stem in stems:
+        colour = (40, 40, 200) if stem in objects.TEST_BACKGROUNDS else (200, 60, 40)
+        pixels = np.clip(np.array(colour) + rng.normal(0, 8, (300, 400, 3)), 0, 255)
+        PIL.Image.fromarray(pixels.astype(np.uint8)).save(photos / f"{stem}.jpg")
+    return photos, root
+
+
+def fixture_sprites() -> dict[str, np.ndarray]:
+    yy, xx = np.mgrid[0:40, 0:40]
+    disc = (np.hypot(yy - 19.5, xx - 19.5) < 18).astype(np.uint8) * 255
+    sprites = {}
+    for k, name in enumerate(objects.CLASS_NAMES):
+        rgb = np.array([(k * 37) % 256, (k * 91) % 256, (k * 53) % 256], np.uint8)
+        sprites[name] = np.dstack([np.broadcast_to(rgb, (40, 40, 3)), disc])
+    return sprites
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory) -> Path:
+    """A prepared cache from the fixture photos, with fixture sprites in place of the font's."""
+    root = tmp_path_factory.mktemp("objects")
+    photos, _ = make_fixture_dirs(root)
+    cache = root / "cache"
+    original = objects.emoji_sprites
+    objects.emoji_sprites = lambda font=None: fixture_sprites()
+    try:
+        objects.prepare(cache, dirs=(photos,))
+    finally:
+        objects.emoji_sprites = original
+    return cache
+
+
+EMOJI = objects.EMOJI_FONT.is_file()
+
+
+@needs(EMOJI, "fonts-noto-color-emoji is not installed")
+def test_every_class_has_a_real_drawing_in_the_emoji_font():
+    sprites = objects.emoji_sprites()
+    assert set(sprites) == set(objects.CLASS_NAMES) and len(sprites) >= 60
+    for name, rgba in sprites.items():
+        assert rgba.dtype == np.uint8 and rgba.shape[2] == 4, name
+        assert 60 <= max(rgba.shape[:2]) <= 140 and (rgba[..., 3] > 128).mean() > 0.2, name
+    # the drawings differ: an apple is not a dog, the red heart not the blue one
+    assert not np.array_equal(sprites["red apple"], sprites["dog"])
+    red, blue = sprites["red heart"], sprites["blue heart"]
+    opaque = red[..., 3] > 200
+    assert red[..., 0][opaque].mean() > 150 > blue[..., 0][blue[..., 3] > 200].mean()
+
+
+def test_prepare_refuses_without_the_packages(tmp_path):
+    with pytest.raises(objects.UserError, match="smartbrush data install"):
+        objects.prepare(tmp_path / "cache", dirs=(tmp_path / "none",), font=tmp_path / "x.ttf")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    if EMOJI:
+        with pytest.raises(objects.UserError, match="too few background photos"):
+            objects.prepare(tmp_path / "cache", dirs=(empty,))
+    assert not (tmp_path / "cache").exists()  # nothing half-written
+
+
+def test_prepared_cache_splits_backgrounds_by_file(small_world):
+    index = json.loads((small_world / "index.json").read_text())
+    assert len(index["backgrounds"]["test"]) == 2 and len(index["backgrounds"]["train"]) == 3
+    world = objects.ObjectsWorld(small_world, procedural_fraction=0.0)
+    for split, reddish in (("train", True), ("test", False)):
+        for index in range(6):
+            scene = world.scene(split, index)
+            corner = scene.background[:8, :8].reshape(-1, 3).mean(0)
+            assert (corner[0] > corner[2]) == reddish, (split, index)
+
+
+def test_scenes_are_deterministic_with_exact_masks_and_object_free_backgrounds(small_world):
+    world = objects.ObjectsWorld(small_world)
+    a, b = world.scene("train", 5), world.scene("train", 5)
+    assert np.array_equal(a.image, b.image) and a.captions == b.captions
+    assert not np.array_equal(world.scene("train", 6).image, a.image)
+    for index in range(20):
+        scene = world.scene("train", index)
+        assert scene.image.shape == (128, 128, 3) and scene.mask.shape == (128, 128)
+        assert 0.01 < scene.mask.mean() < 0.5 and scene.label in objects.CLASS_NAMES
+        sprite_colour = fixture_sprites()[scene.label][
+            0, 0, :3
+        ]  # the class's own colour, as painted
+        inner = scene.image[scene.mask].astype(int)
+        assert np.abs(np.median(inner, 0) - sprite_colour).max() <= 12
+        # outside the object (and its shadow, a few pixels on) the scene is its background
+        from scipy import ndimage
+
+        near = ndimage.binary_dilation(scene.mask, iterations=12)
+        assert np.array_equal(scene.image[~near], scene.background[~near])
+        assert all(scene.label.split()[-1] in c or any(s in c for s in objects.BY_NAME[scene.label].synonyms)
+                   for c in scene.captions)  # fmt: skip
+
+
+def test_evaluation_prompts_are_never_trained_on():
+    training = set(objects.all_training_prompts())
+    rng = np.random.default_rng(0)
+    for name in objects.CLASS_NAMES:
+        prompt = objects.held_out_prompt(name, rng)
+        assert prompt not in training, prompt
+        colour = objects.BY_NAME[name].colour
+        if colour:
+            assert objects.HELD_OUT_COLOUR_WORDS[colour] in prompt and colour not in prompt
+    assert all(w not in " ".join(training) for w in ("scarlet", "violet", "emerald", "azure"))
+
+
+def test_data_prepare_command(small_world, tmp_path, capsys):
+    assert main(["data", "prepare", "--cache-dir", str(small_world)]) == 0
+    assert (
+        f"{len(objects.CLASSES)} object classes, 3 training and 2 test backgrounds"
+        in capsys.readouterr().out
+    )
+    command = objects.install_packages(dry_run=True)
+    assert command[-len(objects.PACKAGES) :] == list(objects.PACKAGES) and "apt-get" in command
+
+
+def test_removal_examples_target_the_object_free_background(small_world, monkeypatch):
+    from smartbrush.datasets import ObjectsDataset
+    from smartbrush.training import REMOVAL_PROMPT, RecipeDataset
+    from smartbrush.training_config import DEFAULTS
+
+    monkeypatch.setenv("SMARTBRUSH_DATA_DIR", str(small_world.parent))
+    monkeypatch.setattr(objects, "CACHE_VERSION", small_world.name)
+    raw = ObjectsDataset("train", 128)
+    recipe = {**DEFAULTS["recipe"], "removal_fraction": 1.0}
+    data = RecipeDataset(raw, recipe, num_levels=5)
+    for index in range(8):
+        example, scene = data[index], raw[data.raw_index(index)]
+        coarse = example["coarse"][0] > 0
+        assert example["prompt"] == REMOVAL_PROMPT
+        assert (
+            coarse[scene["mask"]].all() and coarse.sum() > scene["mask"].sum()
+        )  # a lasso around it
+        pixels = np.round((example["pixels"].transpose(1, 2, 0) + 1) * 127.5).astype(int)
+        assert np.array_equal(pixels[coarse], scene["background"][coarse])  # the object is gone
+        assert np.array_equal(pixels[~coarse], scene["image"][~coarse])
+        assert np.array_equal(example["mask"], example["coarse"])  # regenerate all of the lasso
+    plain = RecipeDataset(raw, DEFAULTS["recipe"], num_levels=5)
+    assert all(plain[i]["prompt"] != REMOVAL_PROMPT for i in range(8))
+
+
+def test_latent_model_with_removal_trains_exports_and_erases(small_world, tmp_path, monkeypatch):
+    """train-autoencoder, then a latent SmartBrush on it with removal, loaded as users load models."""
+    from smartbrush.loading import load_pipeline
+
+    monkeypatch.setenv("SMARTBRUSH_DATA_DIR", str(small_world.parent))
+    monkeypatch.setattr(objects, "CACHE_VERSION", small_world.name)
+    ae = tmp_path / "ae"
+    assert main(["train-autoencoder", "configs/demo-autoencoder.toml", "--set", f"run.output_dir={ae}",
+                 "--set", "model.block_out_channels=[8, 16]", "--set", "train.max_steps=3",
+                 "--set", "train.batch_size=2", "--set", "train.crop=32", "--set", "train.max_minutes=0",
+                 "--set", "model.norm_num_groups=4"]) == 0  # fmt: skip
+    config = json.loads((ae / "autoencoder" / "config.json").read_text())
+    assert config["latent_channels"] == 4 and 0.01 < config["scaling_factor"] < 100
+    run = tmp_path / "run"
+    assert main(["train", "configs/demo.toml", "--set", f"run.output_dir={run}",
+                 "--set", f"model.vae={ae / 'autoencoder'}", "--set", "model.resolution=64",
+                 "--set", "model.block_out_channels=[16, 32]", "--set", "model.norm_num_groups=8",
+                 "--set", "train.max_steps=2", "--set", "train.batch_size=2", "--set", "train.max_minutes=0",
+                 "--set", "train.mixed_precision=no", "--set", "export.dir="]) == 0  # fmt: skip
+    pipe = load_pipeline(str(run / "pipeline"))
+    pipe.set_progress_bar_config(disable=True)
+    assert (
+        pipe.vae is not None and pipe.resolution == 64 and pipe.config.removal_prompt == "<remove>"
+    )
+    image = np.full((96, 96, 3), 120, np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[30:60, 20:70] = True
+    seen = []
+    pipe.encode_prompt = (
+        lambda original: lambda prompts: seen.extend(prompts) or original(prompts)
+    )(pipe.encode_prompt)
+    out = pipe(image, mask, "", seed=0, num_inference_steps=2)
+    assert "<remove>" in seen  # an empty prompt asks for removal
+    after = np.asarray(out.images[0])
+    assert np.array_equal(after[~mask], image[~mask])
