@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-
 from needs import needs
+
 from smartbrush import objects
 from smartbrush.cli import main
 
