@@ -2,7 +2,7 @@
 
     python benchmarks/ablation.py --docs [--train-steps 800] [--n 200] [--steps 20] [--out runs/ablation]
 
-Every trained row gets the same budget (`--train-steps` of training from scratch, the demo model's
+Every trained row gets the same budget (`--train-steps` of training from scratch, the shapes model's
 architecture), the same seeds and the same test scenes. Phases are resumable: a killed run continues its
 training from the last checkpoint, finished evaluation chunks are kept, so rerunning the same command picks
 up where it stopped. Start the same command once per core and the runs share the work (lock files in OUT).
@@ -303,7 +303,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS),
                         help="only these rows (default: all)")  # fmt: skip
     parser.add_argument(
-        "--classifier", type=Path, help="default: the one shipped with the demo model"
+        "--classifier", type=Path, help="default: the one shipped with the shapes model"
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -2,7 +2,7 @@
 
 As Stable Diffusion's VAE, but small: diffusers' AutoencoderKL, 4 latent channels, f = 2^(blocks - 1).
 It is fully convolutional, so it trains on random crops of objects-world scenes (and of their object-free
-backgrounds): L1 reconstruction of the posterior mean + a tiny KL term. At the end the latents' scaling factor is set to
+backgrounds): L1 reconstruction of the posterior mean, L1 of its colours at 1/8 scale, a tiny KL term. At the end the latents' scaling factor is set to
 1 / their standard deviation over a sample of scenes (what SD's 0.18215 is), so the UNet sees unit-variance
 latents. Checkpoints and resume work as in `smartbrush train`; the model goes to output_dir/autoencoder.
 """
@@ -51,6 +51,7 @@ def scene_batch(world, start: int, count: int, resolution: int, crop: int, seed:
 
 def train_autoencoder(config: dict) -> dict:
     import torch
+    import torch.nn.functional as F
     from diffusers.training_utils import EMAModel
 
     from smartbrush.objects import ObjectsWorld
@@ -102,8 +103,11 @@ def train_autoencoder(config: dict) -> dict:
         # drown the latents in noise until the tiny KL term shrinks it
         reconstruction = vae.decode(posterior.mode()).sample
         l1 = (reconstruction - pixels).abs().mean()
+        # colour at 1/8 scale: GroupNorm hides a region's absolute colour from the decoder, so colours
+        # (red drifting to orange) learn far slower than edges unless the loss weighs them on their own
+        colour = (F.avg_pool2d(reconstruction, 8) - F.avg_pool2d(pixels, 8)).abs().mean()
         kl = posterior.kl().mean() / pixels[0].numel()
-        loss = l1 + train_cfg["kl_weight"] * kl
+        loss = l1 + train_cfg["colour_weight"] * colour + train_cfg["kl_weight"] * kl
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
@@ -113,7 +117,7 @@ def train_autoencoder(config: dict) -> dict:
         state["elapsed"] = time.monotonic() - started
         losses.append(l1.item())
         if state["step"] % train_cfg["log_every"] == 0:
-            record = {"step": state["step"], "l1": float(np.mean(losses)), "kl": kl.item(),
+            record = {"step": state["step"], "l1": float(np.mean(losses)), "colour": colour.item(), "kl": kl.item(),
                       "elapsed_s": round(state["elapsed"], 1)}  # fmt: skip
             losses = []
             with (output_dir / "log.jsonl").open("a") as log:

@@ -83,6 +83,7 @@ AUTOENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_steps": 1000,
         "max_minutes": 0.0,
         "checkpoint_minutes": 5.0,
+        "colour_weight": 1.0,  # L1 of 8x8-pooled colours beside the per-pixel L1
         "kl_weight": 1e-4,  # per-pixel KL weight: keeps latents near N(0, 1) without blurring
         "ema_decay": 0.999,
         "num_threads": 0,

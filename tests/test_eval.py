@@ -75,7 +75,7 @@ def test_eval_command_prints_json(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 1 and set(report["met"]) == set(evaluation.GOALS)
     assert main(["eval", "--model", str(tmp_path / "nothing"), "--n", "1"]) == 2
-    assert "(no such file or folder): expected demo, tiny" in capsys.readouterr().err
+    assert "(no such file or folder): expected demo, shapes, tiny" in capsys.readouterr().err
     assert main(["eval", "--model", str(folder), "--n", "0"]) == 2
 
 
@@ -112,11 +112,11 @@ def test_demo_command_writes_before_after_and_mask(tmp_path, capsys):
     assert main(["demo", "--model", str(folder), "-o", str(out), "--scale", "0"]) == 2
 
 
-def test_the_shipped_demo_model_fills_offline(monkeypatch):
+def test_the_shipped_shapes_model_fills_offline(monkeypatch):
     from smartbrush.pipeline import SmartBrushPipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pipe = SmartBrushPipeline.from_pretrained("demo")
+    pipe = SmartBrushPipeline.from_pretrained("shapes")
     pipe.set_progress_bar_config(disable=True)
     scene = world.make_scene("test", 7)  # a large star's hole
     result = pipe(scene.background, box_mask(scene.mask), "a yellow star", precision=1.0, seed=0)

@@ -161,7 +161,7 @@ def _foreign_safetensors(root: Path) -> Path:
         ),
         (
             lambda root: str(root / "missing"),
-            "(no such file or folder): expected demo, tiny, a folder",
+            "(no such file or folder): expected demo, shapes, tiny, a folder",
         ),
         (_stripped_folder, "no model_index.json in this folder"),
         (_broken_index, "model_index.json: unreadable"),

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from smartbrush.autoencoder import build_autoencoder
 from smartbrush.training import build_pipeline
-from smartbrush.training_config import DEFAULTS, load_config
+from smartbrush.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.toml"))
@@ -18,13 +19,24 @@ def test_configs_are_shipped():
     assert {path.name for path in SHIPPED} >= {"tiny.toml", "demo.toml", "ablation.toml"}
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[path.name for path in SHIPPED])
-def test_every_shipped_config_loads_and_builds_its_model(path):
+AUTOENCODERS = [path for path in SHIPPED if path.stem.endswith("-autoencoder")]
+MODELS = [path for path in SHIPPED if path not in AUTOENCODERS]
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[path.name for path in MODELS])
+def test_every_shipped_config_loads_and_builds_its_model(path, tmp_path):
     config = load_config(path)
     assert set(config) == set(DEFAULTS)
+    if config["model"]["vae"]:  # a latent model: its autoencoder (trained first) by its own config
+        (autoencoder_config,) = [p for p in AUTOENCODERS if p.stem == f"{path.stem}-autoencoder"]
+        vae = build_autoencoder(load_config(autoencoder_config, defaults=AUTOENCODER_DEFAULTS)["model"])
+        vae.save_pretrained(tmp_path / "vae")
+        config["model"]["vae"] = str(tmp_path / "vae")
     pipe, noise_scheduler = build_pipeline(config)  # a real model of the config's architecture
     assert pipe.unet.config.sample_size * pipe.vae_scale_factor == config["model"]["resolution"]
     assert noise_scheduler.config.num_train_timesteps == 1000
+    if config["recipe"]["removal_fraction"]:
+        assert pipe.config.removal_prompt
 
 
 def _python_310() -> str | None:
@@ -49,8 +61,10 @@ def test_configs_load_on_python_310(tmp_path):
     )
     check = (
         "import sys; sys.path.insert(0, sys.argv[1]); assert sys.version_info[:2] == (3, 10)\n"
-        "from smartbrush.training_config import load_config\n"
-        "for path in sys.argv[2:]: print(path, load_config(path)['train']['max_steps'])"
+        "from smartbrush.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config\n"
+        "for path in sys.argv[2:]:\n"
+        "    defaults = AUTOENCODER_DEFAULTS if path.endswith('-autoencoder.toml') else DEFAULTS\n"
+        "    print(path, load_config(path, defaults=defaults)['train']['max_steps'])"
     )
     result = subprocess.run(
         [python, "-c", check, str(REPO), *map(str, SHIPPED)], capture_output=True, text=True

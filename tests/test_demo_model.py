@@ -1,0 +1,75 @@
+"""The shipped demo model on the shipped held-out photos: fills, predicted masks and removal, as a user
+runs them (`smartbrush demo`, `smartbrush fill --remove`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from smartbrush.cli import main
+from smartbrush.demo import ASSETS, photo_cases
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def load(path, mode="RGB") -> np.ndarray:
+    return np.asarray(PIL.Image.open(path).convert(mode))
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "-o", str(out)]) == 0
+    return out
+
+
+def test_demo_fills_a_real_photo_inside_the_mask_only(demo_out):
+    before, after = load(demo_out / "before.png"), load(demo_out / "after.png")
+    mask = load(demo_out / "mask.png", "L") >= 128
+    assert before.shape == (256, 384, 3)
+    assert np.array_equal(after[~mask], before[~mask])  # exact mask: nothing outside it changes
+    changed = np.abs(after.astype(int) - before).max(-1) > 32
+    assert changed[mask].mean() > 0.3  # something was painted, not a faint tint
+
+
+def test_box_fill_keeps_the_box_outside_the_predicted_object(demo_out):
+    before, after = load(demo_out / "before.png"), load(demo_out / "after-box.png")
+    box = load(demo_out / "box-mask.png", "L") >= 128
+    predicted = load(demo_out / "predicted-mask.png", "L") >= 128
+    changed = np.abs(after.astype(int) - before).max(-1) > 0
+    assert not changed[~box].any()
+    assert 0.05 < predicted[box].mean() < 0.95  # an object's shape, not the whole box
+    assert not predicted[~box].any()
+    # most of the box outside the predicted object is left as it was
+    assert changed[box & ~predicted].mean() < 0.5
+    assert (demo_out / "grid.png").is_file()
+
+
+def test_removal_brings_back_the_photo_behind_the_object(demo_out):
+    case = photo_cases()["removal"]
+    truth = load(ASSETS / case["truth"])
+    with_object = load(demo_out / "removal-before.png")
+    erased = load(demo_out / "removal-after.png")
+    lasso = load(demo_out / "removal-mask.png", "L") >= 128
+    assert np.array_equal(erased[~lasso], with_object[~lasso])
+    assert psnr(erased[lasso], truth[lasso]) > psnr(with_object[lasso], truth[lasso]) + 6
+
+
+def test_fill_remove_from_the_command_line(tmp_path, capsys):
+    case = photo_cases()["removal"]
+    out = tmp_path / "erased.png"
+    args = ["fill", str(ASSETS / case["image"]), "--mask", str(ASSETS / case["mask"]), "--remove",
+            "--local", "--steps", "8", "--seed", "1", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert out.is_file() and "wrote" in capsys.readouterr().out
+    # a model that was not trained for removal says so, in one line
+    assert main([*args[:-2], "--model", "shapes", "-o", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert "cannot remove objects" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
