@@ -4,6 +4,7 @@ latent + removal training path on a small world the tests make (the real one nee
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,49 @@ def test_latent_model_with_removal_trains_exports_and_erases(small_world, tmp_pa
     assert "<remove>" in seen  # an empty prompt asks for removal
     after = np.asarray(out.images[0])
     assert np.array_equal(after[~mask], image[~mask])
+
+
+class PerfectFiller:
+    """What an ideal model does on a test scene: paints the scene's own object, or erases it exactly."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def __call__(self, image, mask, prompt, precision, seed, **kwargs):
+        scene = self.world.scene("test", seed)  # evaluate() uses the scene index as the seed
+        erase = prompt == ""
+        result = scene.background if erase else scene.image
+        changed = (result != image).any(-1)
+        mask_image = (changed if not erase else mask).astype(np.uint8) * 255
+
+        class Output:
+            images = [PIL.Image.fromarray(result)]
+            masks = [PIL.Image.fromarray(scene.mask.astype(np.uint8) * 255)]
+            alphas = [PIL.Image.fromarray(mask_image)]
+
+        return Output()
+
+
+def test_objects_evaluation_scores_a_perfect_filler_perfectly(small_world):
+    from smartbrush import objects_eval
+
+    world = objects.ObjectsWorld(small_world)
+    classifier = objects_eval.train_classifier(world, scenes=200, steps=60)
+    report = objects_eval.evaluate(PerfectFiller(world), world, classifier, n=6)
+    real = report["classifier_on_real_objects"]
+    for mode in ("exact", "box"):
+        assert report[mode]["object_accuracy"] == real
+        assert (
+            report[mode]["exact_mask_iou"] > 0.9
+        )  # the object's own pixels (less the faintest edge)
+        # soft edges and shadows change pixels by less than CHANGED: even the truth repaints a bit more
+        assert 1.0 <= report[mode]["repainted_share"] < 1.3
+    # the truth's own shadows and soft edges lie outside its object: the filler scores what the truth does
+    truth = report["true_scenes"]
+    assert report["box"]["background_psnr"] == truth["background_psnr"] < math.inf
+    assert report["box"]["background_ssim"] == pytest.approx(truth["background_ssim"])
+    assert report["box"]["repainted_share"] == pytest.approx(truth["repainted_share"])
+    assert report["removal"]["psnr"] == math.inf
+    assert report["removal"]["blur_fill_psnr"] < 60  # the baseline is measured, not perfect
+    assert report["met"]["background_psnr"] and report["met"]["repainted_share"]  # ideal fills pass
+    assert "removal: PSNR inf dB" in objects_eval.format_report(report, "perfect")

@@ -29,7 +29,9 @@ def test_every_shipped_config_loads_and_builds_its_model(path, tmp_path):
     assert set(config) == set(DEFAULTS)
     if config["model"]["vae"]:  # a latent model: its autoencoder (trained first) by its own config
         (autoencoder_config,) = [p for p in AUTOENCODERS if p.stem == f"{path.stem}-autoencoder"]
-        vae = build_autoencoder(load_config(autoencoder_config, defaults=AUTOENCODER_DEFAULTS)["model"])
+        vae = build_autoencoder(
+            load_config(autoencoder_config, defaults=AUTOENCODER_DEFAULTS)["model"]
+        )
         vae.save_pretrained(tmp_path / "vae")
         config["model"]["vae"] = str(tmp_path / "vae")
     pipe, noise_scheduler = build_pipeline(config)  # a real model of the config's architecture
