@@ -165,3 +165,23 @@ def test_info_shows_the_daemon_and_its_queue(daemon, capsys):
         assert words in printed
     assert main(["info", "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--timeout", "1"]) == 1
     assert "no SmartBrush daemon answers" in capsys.readouterr().out
+
+
+def test_remove_on_a_model_without_removal_is_refused_by_the_daemon(daemon, files, capsys):
+    """An empty prompt is valid on the wire (it asks for removal); the tiny model cannot, and says so."""
+    out = files / "erased.png"
+    code = main(
+        ["fill", str(files / "scene.png"), "-o", str(out), "--mask", str(files / "mask.png"),
+         "--remove", "--steps", "2", "--endpoint", daemon.endpoint]
+    )  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert "cannot remove objects" in error and "Traceback" not in error
+    assert len([line for line in error.splitlines() if "error" in line]) == 1  # one line (and tqdm's bar)
+    assert not out.exists()
+    # the same daemon still fills
+    assert main(["fill", str(files / "scene.png"), "-o", str(out), "--box", "1,1,8,8", "--prompt",
+                 "a cat", "--steps", "1", "--endpoint", daemon.endpoint]) == 0  # fmt: skip
+    with pytest.raises(SystemExit):  # argparse: neither --prompt nor --remove
+        main(["fill", str(files / "scene.png"), "-o", str(out), "--box", "1,1,8,8"])
+    assert "one of the arguments --prompt --remove is required" in capsys.readouterr().err
