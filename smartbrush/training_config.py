@@ -62,7 +62,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "num_workers": 0,
         "log_every": 10,
     },
-    "export": {"dir": "", "text_encoder": True},  # text_encoder false: the loader supplies MiniLM
+    # text_encoder false: the loader supplies MiniLM; dtype "float16": weights stored at half size
+    "export": {"dir": "", "text_encoder": True, "dtype": "float32"},
 }
 
 

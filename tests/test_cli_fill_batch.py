@@ -177,7 +177,9 @@ def test_remove_on_a_model_without_removal_is_refused_by_the_daemon(daemon, file
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "cannot remove objects" in error and "Traceback" not in error
-    assert len([line for line in error.splitlines() if "error" in line]) == 1  # one line (and tqdm's bar)
+    assert (
+        len([line for line in error.splitlines() if "error" in line]) == 1
+    )  # one line (and tqdm's bar)
     assert not out.exists()
     # the same daemon still fills
     assert main(["fill", str(files / "scene.png"), "-o", str(out), "--box", "1,1,8,8", "--prompt",

@@ -72,5 +72,7 @@ def test_fill_remove_from_the_command_line(tmp_path, capsys):
     assert main([*args[:-2], "--model", "shapes", "-o", str(tmp_path / "x.png")]) == 2
     error = capsys.readouterr().err
     assert "cannot remove objects" in error and "Traceback" not in error
-    assert len([line for line in error.splitlines() if "error" in line]) == 1  # one line (and tqdm's bar)
+    assert (
+        len([line for line in error.splitlines() if "error" in line]) == 1
+    )  # one line (and tqdm's bar)
     assert not (tmp_path / "x.png").exists()

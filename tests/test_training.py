@@ -135,3 +135,20 @@ def test_config_errors_are_one_line_messages(tmp_path, capsys):
     yaml_config.write_text("train:\n  batch_size: 2\nrecipe:\n  captions: false\n")
     config = training.load_config(yaml_config)
     assert config["train"]["batch_size"] == 2 and config["recipe"]["captions"] is False
+
+
+def test_export_in_float16_halves_the_files_and_loads_as_float32(tmp_path, capsys):
+    full, half = tmp_path / "full", tmp_path / "half"
+    run(tmp_path, f"export.dir={full}", name="a")
+    run(tmp_path, f"export.dir={half}", "export.dtype=float16", name="b")
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    assert (half / weights).stat().st_size < 0.6 * (full / weights).stat().st_size
+    with safe_open(half / weights, "pt") as file:
+        assert {file.get_tensor(k).dtype for k in file.keys()} == {torch.float16}  # noqa: SIM118
+    a, b = load_pipeline(str(full)), load_pipeline(str(half))
+    assert b.unet.dtype == torch.float32
+    for p, q in zip(a.unet.parameters(), b.unet.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-3, atol=1e-4)  # the same model, rounded to float16
+    assert main(["train", str(TINY), "--set", f"run.output_dir={tmp_path / 'c'}",
+                 "--set", "export.dtype=int8"]) == 2  # fmt: skip
+    assert "export.dtype must be float32 or float16" in capsys.readouterr().err
