@@ -370,8 +370,9 @@ def _eval_objects(pipe, args: argparse.Namespace) -> int:
     if args.removal_baseline:
         baseline = load_pipeline(args.removal_baseline)
         baseline.set_progress_bar_config(disable=True)
+    guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
     report = objects_eval.evaluate(pipe, ObjectsWorld(), classifier, n=args.n, steps=args.steps,
-                                   guidance=args.guidance, removal_baseline=baseline)  # fmt: skip
+                                   guidance=guidance, removal_baseline=baseline)  # fmt: skip
     report["model"] = args.model
     print(
         json.dumps(report, indent=2)

@@ -238,11 +238,11 @@ def autoencoder_round_trip(pipe, image: np.ndarray) -> np.ndarray:
 # -- evaluation ----------------------------------------------------------------------------------------
 
 
-def test_scenes(world, n: int, start: int = 0, coloured: bool = False):
+def test_scenes(world, n: int, start: int = 0, coloured: bool = False, split: str = "test"):
     """The first n test scenes from `start` (with coloured: only those whose object is a coloured shape)."""
     index, found = start, 0
     while found < n:
-        scene = world.scene("test", index)
+        scene = world.scene(split, index)
         if not coloured or objects.BY_NAME[scene.label].colour:
             yield index, scene
             found += 1
@@ -250,7 +250,7 @@ def test_scenes(world, n: int, start: int = 0, coloured: bool = False):
 
 
 def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: float | None = None,
-             removal_baseline=None, keep_examples: int = 0) -> dict:  # fmt: skip
+             removal_baseline=None, keep_examples: int = 0, split: str = "test") -> dict:  # fmt: skip
     """The metrics of this module's docstring over n test scenes (seed = scene index)."""
     from smartbrush.masks import bounding_box, box_mask
 
@@ -265,7 +265,7 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     removal, removal_shapes, removal_blur = Pool(), Pool(), Pool()
     ring_share, truth_background, truth_share = [], Pool(), []
     real, truths, boxes, examples = [], [], [], []
-    for index, scene in test_scenes(world, n):
+    for index, scene in test_scenes(world, n, split=split):
         box = bounding_box(scene.mask)
         boxed = box_mask(scene.mask)
         real.append(scene.image)
@@ -313,7 +313,7 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
 
     # colour words: coloured shapes asked for with held-out paraphrases and colour words
     colour_hits = {"exact": [], "box": []}
-    for index, scene in test_scenes(world, max(9, n // 2), coloured=True):
+    for index, scene in test_scenes(world, max(9, n // 2), coloured=True, split=split):
         prompt = objects.held_out_prompt(scene.label, np.random.default_rng(index))
         asked = objects.BY_NAME[scene.label].colour
         for mode, mask, precision in (
