@@ -326,8 +326,10 @@ class SmartBrushPipeline(DiffusionPipeline):
             alpha = _soft_edge(region) * (given_mask[crop[1] : crop[3], crop[0] : crop[2]] / 255.0)
             images.append(_paste(original, generated[k], crop, alpha))
             alphas.append(_full_size(alpha, crop, original.size, scale=255))
+            # the object lies inside the given mask: latent cells at its edge must not spill past it
+            inside = given_mask[crop[1] : crop[3], crop[0] : crop[2]] > 0
             object_masks.append(
-                _full_size(_upsample_mask(object_mask[k, 0], crop), crop, original.size)
+                _full_size(_upsample_mask(object_mask[k, 0], crop) & inside, crop, original.size)
             )
         return SmartBrushPipelineOutput(
             images=images, masks=object_masks, alphas=alphas, seeds=seeds
