@@ -117,7 +117,7 @@ def _add_fill_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     parser.add_argument(
-        "--guidance", type=float, help="guidance scale (default: the model's own, 2 for the demo)"
+        "--guidance", type=float, help="guidance scale (default: the model's own, 4 for the demo)"
     )
     parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     parser.add_argument(

@@ -77,7 +77,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         self.register_modules(
             unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae
         )
-        # the guidance a model was tuned for (the demo: 2.0); a call without guidance_scale uses it
+        # the guidance a model was tuned for (shapes: 2.0, demo: 4.0); a call without guidance_scale uses it
         # removal_prompt: the task prompt a model trained for removal takes; an empty prompt erases
         self.register_to_config(
             num_precision_levels=num_precision_levels,
