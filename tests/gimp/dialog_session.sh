@@ -7,7 +7,15 @@ export HOME=/root GIMP3_DIRECTORY=/root/prof SMARTBRUSH_GIMP_OUT="$out"
 timeout -k 5 150 gimp-console-3.0 -i -d -f --batch-interpreter python-fu-eval \
     -b "exec(open('$out/batch_dialog.py').read())" --quit >"$out/gimp.log" 2>&1 &
 gimp=$!
-window=$(timeout 60 xdotool search --sync --name '^SmartBrush Fill$' | head -n 1)
+# Poll instead of `search --sync`: on a cold start windows come and go, and a search that meets one
+# as it closes dies of BadWindow (seen on a first run of a fresh chroot).
+window=""
+tries=0
+while [ -z "$window" ] && [ "$tries" -lt 120 ]; do
+    window=$(xdotool search --name '^SmartBrush Fill$' 2>/dev/null | head -n 1)
+    [ -z "$window" ] && sleep 0.5
+    tries=$((tries + 1))
+done
 if [ -z "$window" ]; then
     echo "dialog_session: the dialog never appeared" >&2
     wait "$gimp"
