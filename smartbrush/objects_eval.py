@@ -27,13 +27,13 @@ more than CHANGED (max over channels). Metrics:
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 from scipy import ndimage
 
 from smartbrush import objects
+from smartbrush.evaluation import _mean, _psnr, iou  # the shapes evaluation's measures, shared
 
 CROP = 32  # classifier input: the object's square box crop, CROP x CROP
 CLASSIFIER_NAME = "objects-classifier.safetensors"
@@ -157,11 +157,6 @@ def changed_pixels(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     return difference > CHANGED
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 1.0
-
-
 def region_psnr_ssim(image: np.ndarray, truth: np.ndarray, region: np.ndarray):
     """(squared error sum, pixel count, SSIM sum) over a region, to pool over scenes."""
     from skimage.metrics import structural_similarity
@@ -185,10 +180,7 @@ class Pool:
         self.ssim, self.pixels = self.ssim + ssim, self.pixels + int(region.sum())
 
     def psnr(self) -> float:
-        if self.count == 0:
-            return float("nan")
-        mse = self.sq_error / self.count
-        return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
+        return _psnr(self.sq_error, self.count)
 
     def mean_ssim(self) -> float:
         return self.ssim / self.pixels if self.pixels else float("nan")
@@ -377,10 +369,6 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     if keep_examples:
         report["examples"] = examples
     return report
-
-
-def _mean(values) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def format_report(report: dict, model: str) -> str:
