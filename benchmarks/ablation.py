@@ -112,7 +112,7 @@ def train_all(out: Path, steps: int, rows: list[str]) -> None:
         if name not in needed or is_trained(run_dir, steps) or not claim(out / f"{name}.lock"):
             continue
         print(f"== training {name} ({steps} steps)", flush=True)
-        command = [sys.executable, "-m", "smartbrush.training", str(ROOT / "configs" / "ablation.toml"),
+        command = [sys.executable, "-m", "smartbrush.research.training", str(ROOT / "configs" / "ablation.toml"),
                    "--set", f"run.output_dir={json.dumps(str(run_dir))}",
                    "--set", f"train.max_steps={steps}", "--set", "train.max_minutes=0", *sum((["--set", o] for o in overrides), [])]  # fmt: skip
         subprocess.run(command, check=True)
@@ -127,8 +127,8 @@ def evaluate_all(
     """Evaluate every chunk of every row, waiting for models another run is still training."""
     import torch
 
-    from smartbrush.evaluation import default_classifier_path, evaluate, load_classifier
     from smartbrush.loading import load_pipeline
+    from smartbrush.research.evaluation import default_classifier_path, evaluate, load_classifier
 
     classifier = load_classifier(classifier_path or default_classifier_path())
 
@@ -208,9 +208,9 @@ def figures(out: Path, table_rows: list[str]) -> None:
     import PIL.Image
     import PIL.ImageDraw
 
-    from smartbrush import world
     from smartbrush.loading import load_pipeline
     from smartbrush.masks import box_mask
+    from smartbrush.research import world
 
     def load(run):
         pipe = load_pipeline(out / run / "pipeline")

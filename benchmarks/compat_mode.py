@@ -8,7 +8,7 @@ baseline) cannot say where its object is, so the pipeline estimates it training-
 (smartbrush.pipeline.diffedit_mask). With preserve_background on, only that estimate (dilated) is
 regenerated after the first steps; off, the whole box is. For each test scene (seed = scene index) the
 model fills the target's bounding box (precision 1) with the target's prompt, both ways, and this reports,
-with `smartbrush eval`'s definitions (smartbrush.evaluation):
+with `smartbrush eval`'s definitions (smartbrush.research.evaluation):
 
     background PSNR      inside the box but outside the generated object, vs the object-free background
     predicted-mask IoU   the pipeline's object mask (here the DiffEdit estimate) vs the generated object
@@ -37,9 +37,12 @@ DEFAULT_MODEL = ROOT / "runs" / "ablation" / "stable_inpainting" / "pipeline"
 
 def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> dict:
     """Box-mode metrics over test scenes start .. start + n - 1 for each row: name -> (pipe, preserve)."""
-    from smartbrush import world
-    from smartbrush.evaluation import _psnr, iou  # _psnr: eval's pooled PSNR, the same definition
     from smartbrush.masks import box_mask
+    from smartbrush.research import world
+    from smartbrush.research.evaluation import (  # _psnr: eval's pooled PSNR, the same definition
+        _psnr,
+        iou,
+    )
 
     report = {"n": n, "steps": steps, "guidance_scale": guidance}
     for name, (pipe, preserve) in rows.items():

@@ -37,10 +37,10 @@ import torch
 import zmq
 from PIL import Image
 
-from smartbrush import protocol
-from smartbrush.client import Client
 from smartbrush.loading import load_pipeline
 from smartbrush.pipeline import DEMO_MODEL_DIR
+from smartbrush.wire import protocol
+from smartbrush.wire.client import Client
 
 
 def scene(size: int) -> Image.Image:
@@ -181,7 +181,7 @@ def main() -> None:
         endpoint = f"{endpoint[:-2]}:{free_port()}"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "--model", args.model, "--device", "cpu", "--dtype",
+        [sys.executable, "-m", "smartbrush.daemon", "--model", args.model, "--device", "cpu", "--dtype",
          "float32", "--endpoint", endpoint, "--log-file", "-", "--log-level", "warning"],
         env=env,
     )  # fmt: skip

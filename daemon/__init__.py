@@ -1,1 +1,1 @@
-"""smartbrushd: the SmartBrush ZeroMQ daemon (see docs/protocol.md). Entry point: daemon.server:main."""
+"""smartbrushd: the SmartBrush ZeroMQ daemon (see docs/protocol.md). Entry point: smartbrush.daemon.server:main."""

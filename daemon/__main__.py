@@ -1,7 +1,7 @@
-"""`python -m daemon` starts the daemon, like `smartbrushd`."""
+"""`python -m smartbrush.daemon` starts the daemon, like `smartbrushd`."""
 
 import sys
 
-from daemon.server import main
+from smartbrush.daemon.server import main
 
 sys.exit(main())

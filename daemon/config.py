@@ -19,7 +19,7 @@ from pathlib import Path
 
 import platformdirs
 
-from smartbrush import protocol
+from smartbrush.wire import protocol
 
 APP_NAME = "smartbrush"
 

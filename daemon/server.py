@@ -1,4 +1,4 @@
-"""smartbrushd: serves SmartBrush fills over ZeroMQ (protocol: smartbrush.protocol, docs/protocol.md).
+"""smartbrushd: serves SmartBrush fills over ZeroMQ (protocol: smartbrush.wire.protocol, docs/protocol.md).
 
 Threads: the main thread owns the ROUTER socket and is the only one touching it. It decodes and checks
 requests, queues fills (FIFO) and forwards what the workers produce. One worker thread per device takes
@@ -26,11 +26,12 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from daemon import config, images
-from daemon.jobs import FillJob, prepare_fill, run_fill
-from smartbrush import __version__, protocol
-from smartbrush.errors import UserError
+from smartbrush import __version__, images
+from smartbrush.daemon import config
+from smartbrush.jobs import FillJob, decode_job, run_job
 from smartbrush.loading import load_pipeline, resolve_devices
+from smartbrush.wire import protocol
+from smartbrush.wire.errors import UserError
 
 log = logging.getLogger("smartbrushd")
 
@@ -332,7 +333,7 @@ class Daemon:
             raise protocol.ProtocolError(
                 protocol.QUEUE_FULL, f"{len(self.queue)} jobs are already waiting; try again later"
             )
-        job = prepare_fill(request)
+        job = decode_job(request)
         job.job_id = uuid.uuid4().hex[:16]
         job.identity = identity
         job.sequence = next(self._sequence)
@@ -466,7 +467,7 @@ class Daemon:
             push.close()
 
     def _run_job(self, pipeline: Any, job: FillJob, push: zmq.Socket) -> None:
-        from smartbrush.pipeline import FillCancelled
+        from smartbrush.pipeline import GenerationCancelled
 
         with self._run_index_lock:
             run_index = next(self._run_index)
@@ -481,10 +482,10 @@ class Daemon:
 
         start = time.monotonic()
         try:
-            fields = run_fill(pipeline, job, on_step)
+            fields = run_job(pipeline, job, on_step)
             message = self._job_message(job, protocol.RESULT, run_index=run_index, **fields)
             log.info("job %s done in %.2f s", job.job_id, time.monotonic() - start)
-        except FillCancelled:
+        except GenerationCancelled:
             if self._stopping:
                 message = self._error(job, protocol.SHUTTING_DOWN, "the daemon is shutting down")
             else:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from smartbrush import objects
 from smartbrush.masks import bounding_box
+from smartbrush.research import objects
 
 OUT = Path(__file__).resolve().parents[1] / "smartbrush" / "demo_assets"
 SIZE = (384, 256)

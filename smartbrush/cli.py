@@ -6,21 +6,21 @@ import argparse
 import importlib
 import sys
 
-from smartbrush.errors import UserError
+from smartbrush.wire.errors import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
 
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = [
-    "smartbrush.convert",
-    "smartbrush.commands_daemon",
-    "smartbrush.install_plugin",
-    "smartbrush.training",
-    "smartbrush.autoencoder",
-    "smartbrush.evaluation",
-    "smartbrush.demo",
-    "smartbrush.caption",
-    "smartbrush.objects",
+    "smartbrush.research.convert",
+    "smartbrush.commands.fill",
+    "smartbrush.commands.install_plugin",
+    "smartbrush.research.training",
+    "smartbrush.research.autoencoder",
+    "smartbrush.research.evaluation",
+    "smartbrush.commands.demo",
+    "smartbrush.research.caption",
+    "smartbrush.research.objects",
 ]
 
 

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smartbrush.errors import UserError, first_line
+from smartbrush.wire.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -76,8 +76,8 @@ def load_pipeline(
 
 
 def _load(name: str) -> SmartBrushPipeline:
-    from smartbrush import convert
     from smartbrush.pipeline import EMBEDDED_MODELS, SmartBrushPipeline
+    from smartbrush.research import convert
 
     if name == "tiny":
         from smartbrush.testing import tiny_pipeline
@@ -118,8 +118,8 @@ def _load(name: str) -> SmartBrushPipeline:
 
 def _from_index(index: dict, source: str) -> SmartBrushPipeline:
     """A SmartBrush pipeline as it is, or a Stable Diffusion one converted in memory."""
-    from smartbrush import convert
     from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.research import convert
 
     if index.get("_class_name") != "SmartBrushPipeline":
         return convert.smartbrush_pipeline_from(convert.load_source(source))

@@ -43,7 +43,7 @@ IMAGE_MODES = ("RGB", "RGBA", "L", "P", "I;16", "I", "LA", "1")  # what an image
 MASK_MODES = ("L", "1", "I;16", "I")  # single-channel modes a mask may come as
 
 
-class FillCancelled(Exception):
+class GenerationCancelled(Exception):
     """Raised by a step callback to stop a fill at the next step."""
 
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from daemon.server import Daemon
-from smartbrush import protocol
-from smartbrush.client import Client, DaemonUnavailable
+from smartbrush.daemon.server import Daemon
+from smartbrush.wire import protocol
+from smartbrush.wire.client import Client, DaemonUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-DAEMON_COMMAND = [sys.executable, "-m", "daemon"]  # what `smartbrushd` runs
+DAEMON_COMMAND = [sys.executable, "-m", "smartbrush.daemon"]  # what `smartbrushd` runs
 SERVE_COMMAND = [
     sys.executable,
     "-c",

@@ -26,11 +26,11 @@ from daemon_helpers import (
 )
 from PIL import Image
 
-from daemon.jobs import prepare_fill, run_fill
-from daemon.server import Daemon, is_local_endpoint
-from smartbrush import protocol
 from smartbrush.cli import main as cli_main
-from smartbrush.client import (
+from smartbrush.daemon.server import Daemon, is_local_endpoint
+from smartbrush.jobs import decode_job, run_job
+from smartbrush.wire import protocol
+from smartbrush.wire.client import (
     Client,
     ClientError,
     DaemonError,
@@ -118,8 +118,8 @@ def test_seed_reproduces_a_variation_and_matches_in_process_run(client, tiny_pix
     # batched and single runs differ in float rounding only: at most a step of 8-bit
     assert max_difference(again["images"][0], first["images"][1]) <= 1
     assert max_difference(again["images"][0], first["images"][0]) > 10
-    local = run_fill(
-        tiny_pixel_pipeline, prepare_fill({"type": "fill", **box_request(seed=first["seeds"][1])})
+    local = run_job(
+        tiny_pixel_pipeline, decode_job({"type": "fill", **box_request(seed=first["seeds"][1])})
     )
     assert local["images"][0]["data"] == again["images"][0]["data"]
 
@@ -287,7 +287,15 @@ def test_non_loopback_bind_is_refused_without_curve(tiny_pixel_pipeline):
 
 def test_smartbrushd_refuses_a_public_address_before_loading_a_model(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "--endpoint", "tcp://*:5737", "--log-file", "-"],
+        [
+            sys.executable,
+            "-m",
+            "smartbrush.daemon",
+            "--endpoint",
+            "tcp://*:5737",
+            "--log-file",
+            "-",
+        ],
         cwd=tmp_path,
         env=daemon_env(tmp_path),
         capture_output=True,

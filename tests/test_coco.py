@@ -8,7 +8,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from smartbrush.cli import main
-from smartbrush.datasets import CocoInstances
+from smartbrush.research.datasets import CocoInstances
 
 W, H = 64, 48
 

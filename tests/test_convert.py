@@ -425,7 +425,7 @@ def test_converted_folder_trains_and_exports(sd_folders, tmp_path):
     """`model.init = OUT`: a few real training steps on the shapes world, then the exported pipeline
     still has the CLIP text encoder and fills."""
     from smartbrush.loading import load_pipeline
-    from smartbrush.training import load_config, train
+    from smartbrush.research.training import load_config, train
 
     out = tmp_path / "smartbrush"
     assert convert_cli(sd_folders["t2i"], out) == 0

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from daemon import config
-from daemon.server import build_parser
+from smartbrush.daemon import config
+from smartbrush.daemon.server import build_parser
 
 
 def settings_for(argv: list[str]) -> config.Settings:

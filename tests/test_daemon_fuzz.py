@@ -23,8 +23,8 @@ from daemon_helpers import (
 )
 from PIL import Image
 
-from smartbrush import protocol
-from smartbrush.client import Client
+from smartbrush.wire import protocol
+from smartbrush.wire.client import Client
 
 FUZZ_N = int(os.environ.get("SMARTBRUSH_FUZZ_N", "10000"))
 WINDOW = 200  # requests in flight at once

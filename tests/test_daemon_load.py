@@ -10,8 +10,8 @@ import pytest
 import zmq
 from daemon_helpers import box_request, running_daemon
 
-from smartbrush import protocol
-from smartbrush.client import Client
+from smartbrush.wire import protocol
+from smartbrush.wire.client import Client
 
 CLIENTS = int(os.environ.get("SMARTBRUSH_LOAD_CLIENTS", "8"))
 FILLS = int(os.environ.get("SMARTBRUSH_LOAD_FILLS", "25"))

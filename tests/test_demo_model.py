@@ -10,7 +10,7 @@ import PIL.Image
 import pytest
 
 from smartbrush.cli import main
-from smartbrush.demo import ASSETS, photo_cases
+from smartbrush.commands.demo import ASSETS, photo_cases
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

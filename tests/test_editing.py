@@ -1,4 +1,4 @@
-"""The editor-independent plugin logic (smartbrush/editing.py), tested without any editor."""
+"""The editor-independent plugin logic (smartbrush/wire/editing.py), tested without any editor."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartbrush import editing, install_plugin, protocol
-from smartbrush.editing import EditingError, FillOptions, NoSelection, Rect
+from smartbrush.commands import install_plugin
+from smartbrush.wire import editing, protocol
+from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
 
 
 def ellipse_mask(width: int, height: int, box: Rect, soft: bool = False) -> bytes:
@@ -37,11 +38,11 @@ def test_vendored_modules_run_on_the_editors_python(tmp_path):
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     code = (
         f"import sys; sys.path.insert(0, {str(vendor)!r})\n"
-        "import smartbrush.editing, smartbrush.client\n"
+        "import smartbrush.wire.editing, smartbrush.wire.client\n"
         "heavy = {'numpy', 'torch', 'PIL', 'PyQt5'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
         "assert smartbrush.__file__.startswith(sys.path[0]), smartbrush.__file__\n"
-        "print(smartbrush.editing.layer_name('a cat', 7))\n"
+        "print(smartbrush.wire.editing.layer_name('a cat', 7))\n"
     )
     out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -8,9 +8,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from smartbrush import evaluation, world
 from smartbrush.cli import main
 from smartbrush.masks import box_mask
+from smartbrush.research import evaluation, world
 from smartbrush.testing import tiny_pipeline
 
 

@@ -59,12 +59,12 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     """A real daemon with the tiny random model, on the host's loopback (the chroot shares it)."""
-    from smartbrush.client import Client, DaemonUnavailable
+    from smartbrush.wire.client import Client, DaemonUnavailable
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path_factory.mktemp("daemon") / "daemon.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "daemon.server", "--model", "tiny", "--endpoint", endpoint,
+        [sys.executable, "-m", "smartbrush.daemon.server", "--model", "tiny", "--endpoint", endpoint,
          "--device", "cpu", "--log-file", "-"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -366,7 +366,7 @@ def test_killing_the_plug_in_mid_fill_cancels_the_daemon_job(
     gimp_root, installed_plugin, daemon, daemon_endpoint, chroot_workdir
 ):
     """GIMP's progress Cancel kills the plug-in (SIGKILL): the daemon job must stop, the image stay."""
-    from smartbrush.client import Client
+    from smartbrush.wire.client import Client
 
     host, inside = chroot_workdir
     env = batch_job(chroot_workdir, daemon_endpoint, ["killed"])

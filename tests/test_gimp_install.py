@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from smartbrush import install_plugin
 from smartbrush.cli import UserError
+from smartbrush.commands import install_plugin
 
 REPO = Path(__file__).resolve().parents[1]
+WIRE_MODULES = sorted(p.name for p in (REPO / "smartbrush" / "wire").glob("*.py"))
 # The `smartbrush` command (not `python -m smartbrush.cli`, which would import the CLI twice).
 SMARTBRUSH = [sys.executable, "-c", "import sys; from smartbrush.cli import main; sys.exit(main())"]
 
@@ -28,13 +29,14 @@ def test_installs_an_executable_plug_in_with_its_vendored_modules(tmp_path):
     script = folder / "smartbrush-fill.py"
     assert script.is_file() and os.access(script, os.X_OK)
     assert script.read_text().startswith("#!/usr/bin/env python3")
-    for module in ("__init__.py", "protocol.py", "client.py", "editing.py"):
-        assert (folder / "vendor" / "smartbrush" / module).is_file(), module
+    assert (folder / "vendor" / "smartbrush" / "__init__.py").is_file()
+    for module in WIRE_MODULES:
+        assert (folder / "vendor" / "smartbrush" / "wire" / module).is_file(), module
     assert "already importable" in done.stdout  # this Python has pyzmq and msgpack
     # The vendored package imports on its own, without this repository on the path.
     code = (
         f"import sys; sys.path.insert(0, {str(folder / 'vendor')!r}); "
-        "import smartbrush.client, smartbrush.editing, smartbrush; print(smartbrush.__file__)"
+        "import smartbrush.wire.client, smartbrush.wire.editing, smartbrush; print(smartbrush.__file__)"
     )
     check = subprocess.run(
         [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True

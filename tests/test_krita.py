@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from needs import needs, skip_unless_ci
 
-from smartbrush.install_plugin import enable_krita_plugin
+from smartbrush.commands.install_plugin import enable_krita_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "krita"
@@ -78,7 +78,7 @@ def krita_env(pythonpath: str = "", **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def daemon():
-    from smartbrush.client import Client, DaemonUnavailable
+    from smartbrush.wire.client import Client, DaemonUnavailable
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     command = [sys.executable, "-m", "daemon", "--model", "tiny", "--endpoint", endpoint]
@@ -246,7 +246,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
         skip_unless_ci("xvfb-run is not installed (apt-get install xvfb xauth)")
     install_plugin()  # the user's way: the default pykrita folder of (the test) HOME, enabled
     pykrita = KRITA_HOME / ".local/share/krita/pykrita"
-    assert (pykrita / "smartbrush_krita" / "vendor" / "smartbrush" / "client.py").exists()
+    assert (pykrita / "smartbrush_krita" / "vendor" / "smartbrush" / "wire" / "client.py").exists()
     # the test-only driver plugin, enabled the same way
     driver = pykrita / "smartbrush_krita_driver"
     shutil.rmtree(driver, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 from needs import needs
 
 from smartbrush.cli import main
-from smartbrush.install_plugin import enable_krita_plugin
+from smartbrush.commands.install_plugin import enable_krita_plugin
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
@@ -70,8 +70,10 @@ def test_install_krita_plugin_for_a_user(home, capsys, monkeypatch):
         "<shortcut>ctrl+alt+b</shortcut>"
         in (home / ".local/share/krita/actions/smartbrush_krita.action").read_text()
     )
-    vendored = sorted(p.name for p in (package / "vendor" / "smartbrush").glob("*.py"))
-    assert vendored == ["__init__.py", "client.py", "editing.py", "protocol.py"]
+    vendored = sorted(p.name for p in (package / "vendor" / "smartbrush" / "wire").glob("*.py"))
+    wire = sorted(p.name for p in Path(__file__).resolve().parents[1].glob("smartbrush/wire/*.py"))
+    assert vendored == wire and "protocol.py" in wire
+    assert (package / "vendor" / "smartbrush" / "__init__.py").is_file()
     assert "enable_smartbrush_krita=true" in (home / ".config/kritarc").read_text()
     out = capsys.readouterr().out
     assert "already importable by /usr/bin/python3" in out

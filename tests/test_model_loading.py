@@ -18,10 +18,10 @@ from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from smartbrush.cli import main
-from smartbrush.errors import UserError
 from smartbrush.loading import load_pipeline
 from smartbrush.pipeline import SmartBrushPipeline
 from smartbrush.testing import tiny_pipeline
+from smartbrush.wire.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "tiny.toml"

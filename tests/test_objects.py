@@ -12,8 +12,8 @@ import PIL.Image
 import pytest
 from needs import needs
 
-from smartbrush import objects
 from smartbrush.cli import main
+from smartbrush.research import objects
 
 
 def make_fixture_dirs(root: Path) -> tuple[Path, Path]:
@@ -140,9 +140,9 @@ def test_data_prepare_command(small_world, tmp_path, capsys):
 
 
 def test_removal_examples_target_the_object_free_background(small_world, monkeypatch):
-    from smartbrush.datasets import ObjectsDataset
-    from smartbrush.training import REMOVAL_PROMPT, RecipeDataset
-    from smartbrush.training_config import DEFAULTS
+    from smartbrush.research.datasets import ObjectsDataset
+    from smartbrush.research.training import REMOVAL_PROMPT, RecipeDataset
+    from smartbrush.research.training_config import DEFAULTS
 
     monkeypatch.setenv("SMARTBRUSH_DATA_DIR", str(small_world.parent))
     monkeypatch.setattr(objects, "CACHE_VERSION", small_world.name)
@@ -223,7 +223,7 @@ class PerfectFiller:
 
 
 def test_objects_evaluation_scores_a_perfect_filler_perfectly(small_world):
-    from smartbrush import objects_eval
+    from smartbrush.research import objects_eval
 
     world = objects.ObjectsWorld(small_world)
     classifier = objects_eval.train_classifier(world, scenes=200, steps=60)

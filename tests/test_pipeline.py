@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from scipy import ndimage
 
-from smartbrush.pipeline import FillCancelled, SmartBrushPipeline
+from smartbrush.pipeline import GenerationCancelled, SmartBrushPipeline
 
 
 def noise_image(height: int, width: int, seed: int = 0) -> PIL.Image.Image:
@@ -134,9 +134,9 @@ def test_cancel_from_the_step_callback(tiny_pixel_pipeline):
         steps.append(step)
         assert set(tensors) == {"latents", "object_mask"}
         if step == 1:
-            raise FillCancelled
+            raise GenerationCancelled
 
-    with pytest.raises(FillCancelled):
+    with pytest.raises(GenerationCancelled):
         tiny_pixel_pipeline(
             noise_image(32, 32),
             ellipse_mask(32, 32, (4, 4, 28, 28)),

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from needs import skip_unless_ci
 from PIL import Image
 
-from smartbrush import protocol
-from smartbrush.protocol import ProtocolError, validate_fill
+from smartbrush.wire import protocol
+from smartbrush.wire.protocol import ProtocolError, validate_fill
 
 
 def fill(**fields):
@@ -31,7 +31,7 @@ def png_bytes(width: int, height: int, mode: str = "RGB") -> bytes:
 
 def test_pure_python_modules_import_without_torch_numpy_or_pillow():
     code = (
-        "import sys; import smartbrush.protocol, smartbrush.client; "
+        "import sys; import smartbrush.wire.protocol, smartbrush.wire.client; "
         "bad = {'torch', 'numpy', 'PIL', 'diffusers'} & set(sys.modules); "
         "assert not bad, bad"
     )
@@ -42,7 +42,7 @@ def test_system_python_can_use_protocol_and_client():
     """The plugins run on Debian's python3 with python3-zmq and python3-msgpack only."""
     system_python = "/usr/bin/python3"
     code = (
-        "import sys; sys.path.insert(0, '.'); import smartbrush.protocol as p, smartbrush.client as c; "
+        "import sys; sys.path.insert(0, '.'); import smartbrush.wire.protocol as p, smartbrush.wire.client as c; "
         "m = p.decode(p.encode(p.hello_message('krita'))); assert m['protocol_version'] == p.PROTOCOL_VERSION; "
         "c.Client('tcp://127.0.0.1:1', timeout=0.1).close()"
     )

@@ -7,12 +7,12 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from smartbrush import training, world
 from smartbrush.cli import main
-from smartbrush.datasets import WorldDataset
 from smartbrush.loading import load_pipeline
 from smartbrush.masks import NUM_LEVELS, box_mask
-from smartbrush.training_config import DEFAULTS
+from smartbrush.research import training, world
+from smartbrush.research.datasets import WorldDataset
+from smartbrush.research.training_config import DEFAULTS
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
 

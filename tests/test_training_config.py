@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from smartbrush.autoencoder import build_autoencoder
-from smartbrush.training import build_pipeline
-from smartbrush.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config
+from smartbrush.research.autoencoder import build_autoencoder
+from smartbrush.research.training import build_pipeline
+from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.toml"))
@@ -63,7 +63,7 @@ def test_configs_load_on_python_310(tmp_path):
     )
     check = (
         "import sys; sys.path.insert(0, sys.argv[1]); assert sys.version_info[:2] == (3, 10)\n"
-        "from smartbrush.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config\n"
+        "from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config\n"
         "for path in sys.argv[2:]:\n"
         "    defaults = AUTOENCODER_DEFAULTS if path.endswith('-autoencoder.toml') else DEFAULTS\n"
         "    print(path, load_config(path, defaults=defaults)['train']['max_steps'])"

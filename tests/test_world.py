@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from smartbrush import world
 from smartbrush.masks import bounding_box
+from smartbrush.research import world
 
 
 def test_same_arguments_give_the_same_scene_and_others_differ():

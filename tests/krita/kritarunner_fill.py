@@ -106,7 +106,7 @@ def __main__(args):
         import smartbrush_krita  # first: it puts its vendored smartbrush on sys.path
 
         import smartbrush
-        from smartbrush.editing import user_message
+        from smartbrush.wire.editing import user_message
 
         result["smartbrush_file"] = smartbrush.__file__
         result["plugin_file"] = smartbrush_krita.__file__

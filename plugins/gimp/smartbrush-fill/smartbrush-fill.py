@@ -2,8 +2,8 @@
 """SmartBrush Fill for GIMP 3: paint what a prompt describes into the selection, as a new layer.
 
 This is the only file that talks to GIMP. The editor-independent steps (mask from the selection,
-context crop, request, layer pixels, names, messages) are smartbrush.editing; the daemon is reached
-through smartbrush.client. `smartbrush install-plugin gimp` copies both next to this file.
+context crop, request, layer pixels, names, messages) are smartbrush.wire.editing; the daemon is reached
+through smartbrush.wire.client. `smartbrush install-plugin gimp` copies both next to this file.
 
 Procedure plug-in-smartbrush-fill (Filters > SmartBrush Fill..., also Edit > SmartBrush Fill...):
 - interactive: a dialog (prompt, negative prompt, precision, steps, guidance, seed, variations, endpoint);
@@ -54,7 +54,7 @@ MISSING_MODULES_MESSAGE = (
 # stdin close without the word "done" and cancels the job, so the daemon stops working for nothing.
 CANCEL_WATCHDOG = """
 import sys
-from smartbrush.client import Client
+from smartbrush.wire.client import Client
 endpoint, job_id = sys.argv[1:3]
 if sys.stdin.read() != "done":
     try:
@@ -191,7 +191,7 @@ def failure(procedure, status, message):
 def describe(error, config):
     """One line for the user, using the shared wording when the vendored modules are importable."""
     try:
-        from smartbrush import editing
+        from smartbrush.wire import editing
     except Exception:
         return f"SmartBrush failed: {error}"
     endpoint = config.get_property("endpoint") or os.environ.get("SMARTBRUSH_ENDPOINT")
@@ -432,7 +432,7 @@ def _import_smartbrush():
     except ImportError as error:
         raise UserFacingError(MISSING_MODULES_MESSAGE.format(error=error)) from None
     try:
-        from smartbrush import client, editing
+        from smartbrush.wire import client, editing
     except ImportError as error:
         raise UserFacingError(
             f"SmartBrush is not installed completely ({error}). "
@@ -443,7 +443,7 @@ def _import_smartbrush():
 
 def _editing_or_none():
     try:
-        from smartbrush import editing
+        from smartbrush.wire import editing
     except ImportError:
         return None
     return editing

@@ -21,7 +21,7 @@ _VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
 if os.path.isdir(_VENDOR) and _VENDOR not in sys.path:
     sys.path.insert(0, _VENDOR)
 
-from smartbrush.editing import EditingError, NoSelection, user_message  # noqa: E402
+from smartbrush.wire.editing import EditingError, NoSelection, user_message  # noqa: E402
 
 from .krita_adapter import (  # noqa: E402
     PendingFill,

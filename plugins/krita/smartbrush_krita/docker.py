@@ -32,9 +32,9 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from smartbrush import protocol
-from smartbrush.client import Client, DaemonUnavailable, resolve_endpoint
-from smartbrush.editing import EditingError, FillOptions, user_message
+from smartbrush.wire import protocol
+from smartbrush.wire.client import Client, DaemonUnavailable, resolve_endpoint
+from smartbrush.wire.editing import EditingError, FillOptions, user_message
 
 from .krita_adapter import FILL_TIMEOUT, add_result_layers, prepare_fill, run_fill
 

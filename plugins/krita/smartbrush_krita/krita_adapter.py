@@ -1,5 +1,5 @@
 """The plugin's only contact with Krita's document API: read the selection and the visible image,
-add the result layers. Everything else is smartbrush.editing (shared with the GIMP plug-in).
+add the result layers. Everything else is smartbrush.wire.editing (shared with the GIMP plug-in).
 
 Scripting (Krita's Scripter, or kritarunner):
 
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from smartbrush import editing
-from smartbrush.client import Client
-from smartbrush.editing import EditingError, FillOptions, NoSelection, Rect
+from smartbrush.wire import editing
+from smartbrush.wire.client import Client
+from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
 
 BYTE_ORDER = "BGRA"  # Node.pixelData / setPixelData for 8-bit RGBA
 MASK_TYPES = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
@@ -63,9 +63,9 @@ def fill_selection(
     first hidden. No existing layer is changed. `precision`: "auto" (rectangle -> anywhere in the box,
     other shapes -> this shape, softened by feathering) or 0 (exact shape) ... 1 (anywhere in the box).
 
-    Raises smartbrush.editing.EditingError (e.g. NoSelection) for what the user can fix and
-    smartbrush.client errors (DaemonUnavailable, DaemonError, FillCancelled) from the daemon;
-    ``smartbrush.editing.user_message(error)`` turns any of them into one line for people. If
+    Raises smartbrush.wire.editing.EditingError (e.g. NoSelection) for what the user can fix and
+    smartbrush.wire.client errors (DaemonUnavailable, DaemonError, FillCancelled) from the daemon;
+    ``smartbrush.wire.editing.user_message(error)`` turns any of them into one line for people. If
     `on_progress(message)` returns False the fill is cancelled.
     """
     document.refreshProjection()  # a script may just have changed pixels

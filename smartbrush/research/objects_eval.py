@@ -32,8 +32,12 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from smartbrush import objects
-from smartbrush.evaluation import _mean, _psnr, iou  # the shapes evaluation's measures, shared
+from smartbrush.research import objects
+from smartbrush.research.evaluation import (  # the shapes evaluation's measures, shared
+    _mean,
+    _psnr,
+    iou,
+)
 
 CROP = 32  # classifier input: the object's square box crop, CROP x CROP
 CLASSIFIER_NAME = "objects-classifier.safetensors"

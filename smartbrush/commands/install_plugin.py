@@ -1,7 +1,8 @@
 """`smartbrush install-plugin krita|gimp [--dest DIR]`: install an editor plugin for this user.
 
 The plugins run inside the editor's own Python, which cannot import this package. So the plugin is
-copied together with a vendored copy of the pure-Python modules it needs (protocol, client, editing)
+copied together with a vendored copy of the pure-Python wire package (smartbrush.wire: protocol, client,
+editor flow, errors)
 and, when the editor's Python lacks them, wheels of pyzmq and msgpack for that Python's version.
 """
 
@@ -15,17 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smartbrush.cli import UserError
+from smartbrush.wire.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).resolve().parents[1]  # smartbrush/
+REPO = PACKAGE.parent
 # An installed wheel carries the plugins as smartbrush/plugins; a source checkout has them at the top.
-PLUGINS = next(
-    (p for p in (Path(__file__).resolve().parent / "plugins", REPO / "plugins") if p.is_dir()),
-    REPO / "plugins",
-)
-# The modules an editor plugin needs; pure Python apart from pyzmq and msgpack.
-VENDORED_MODULES = ("protocol.py", "client.py", "editing.py")
-VENDOR_INIT = '''"""The pure-Python part of SmartBrush (protocol, client, editing), vendored for an editor plugin.
+PLUGINS = next((p for p in (PACKAGE / "plugins", REPO / "plugins") if p.is_dir()), REPO / "plugins")
+# What an editor plugin needs, vendored whole; pure Python apart from pyzmq and msgpack.
+WIRE = PACKAGE / "wire"
+VENDOR_INIT = '''"""The wire part of SmartBrush (smartbrush.wire), vendored for an editor plugin.
 
 Installed by `smartbrush install-plugin`; reinstall to update. The full package lives elsewhere.
 """
@@ -271,16 +270,14 @@ def default_gimp_python() -> str | None:
 
 
 def vendor_smartbrush(vendor: Path) -> Path:
-    """Copy the pure-Python modules a plugin needs into vendor/smartbrush (a minimal package)."""
+    """Copy smartbrush.wire whole into vendor/smartbrush/wire, under a minimal smartbrush package."""
     from smartbrush import __version__
 
     target = vendor / "smartbrush"
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    here = Path(__file__).resolve().parent
-    for name in VENDORED_MODULES:
-        shutil.copy2(here / name, target / name)
+    shutil.copytree(WIRE, target / "wire", ignore=IGNORED)
     (target / "__init__.py").write_text(VENDOR_INIT.format(version=__version__), encoding="utf-8")
     return target
 

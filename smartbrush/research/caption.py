@@ -45,7 +45,7 @@ def caption_instances(
 ) -> dict[int, str]:
     import torch
 
-    from smartbrush.datasets import CocoInstances
+    from smartbrush.research.datasets import CocoInstances
 
     data = CocoInstances(annotations, images, resolution=resolution, captions_file=None)
     processor, model = load_blip(blip_path)

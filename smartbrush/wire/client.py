@@ -22,14 +22,15 @@ from typing import Any
 
 import zmq
 
-from smartbrush import protocol
+from smartbrush.wire import protocol
+from smartbrush.wire.errors import UserError
 
 KEEPALIVE_SECONDS = 2.0  # the daemon's promise; documented in docs/protocol.md
 
 ProgressCallback = Callable[[dict[str, Any]], Any]
 
 
-class SmartBrushError(Exception):
+class SmartBrushError(UserError):
     """Base class of everything the client raises."""
 
 
@@ -80,7 +81,7 @@ class Client:
         timeout: float = 30.0,
         *,
         curve_dir: str | os.PathLike | None = None,
-        client_name: str = "smartbrush.client",
+        client_name: str = "smartbrush.wire.client",
     ) -> None:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = float(timeout)

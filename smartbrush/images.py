@@ -1,4 +1,7 @@
-"""Wire images (protocol maps) <-> PIL images, with the pixel limit applied before any decoding."""
+"""Wire images (protocol maps) <-> PIL images, with the pixel limit applied before any decoding.
+
+Used by the jobs code (the daemon and `fill --local`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from smartbrush import protocol
+from smartbrush.wire import protocol
 
 
 def to_pil(image: dict[str, Any], mode: str) -> Image.Image:
@@ -49,7 +52,7 @@ def from_pil(pil: Image.Image, mode: str | None = None) -> dict[str, Any]:
     return protocol.raw_image(pil.width, pil.height, pil.mode, pil.tobytes())
 
 
-def box_mask(box: list[int], width: int, height: int) -> Image.Image:
+def rectangle_mask(box: list[int], width: int, height: int) -> Image.Image:
     """An L mask, 255 inside the box [x, y, w, h], 0 elsewhere."""
     x, y, w, h = box
     mask = Image.new("L", (width, height), 0)

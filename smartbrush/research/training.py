@@ -11,7 +11,7 @@ and a prompt (the class label or a caption, sometimes empty for classifier-free 
 off for ablations (precision_conditioning, mask_head, multitask, captions) or train the "Stable Inpainting"
 style baseline (random_masks: masks that ignore the object's shape, no s, no mask head).
 
-Runs on CPU, one GPU or several (`accelerate launch -m smartbrush.training CONFIG`). Checkpoints are
+Runs on CPU, one GPU or several (`accelerate launch -m smartbrush.research.training CONFIG`). Checkpoints are
 safetensors (model, EMA, optimizer, step, RNG) written every few minutes and on SIGTERM/Ctrl-C; a run
 resumes from the newest checkpoint in its output folder. Losses go to output_dir/log.jsonl.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smartbrush.training_config import load_config
+from smartbrush.research.training_config import load_config
 
 REMOVAL_PROMPT = (
     "<remove>"  # the reserved task prompt of removal (PowerPaint-style); users type nothing
@@ -367,10 +367,10 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
     from diffusers.training_utils import EMAModel
     from torch.utils.data import DataLoader
 
-    from smartbrush.datasets import build_dataset
     from smartbrush.masks import soft_dice_loss
     from smartbrush.memory import apply_memory_savers, make_optimizer
     from smartbrush.model import has_mask_head, precision_class_labels
+    from smartbrush.research.datasets import build_dataset
 
     run, recipe, train_cfg = config["run"], config["recipe"], config["train"]
     if config["export"]["dtype"] not in ("float32", "float16"):
@@ -619,10 +619,10 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`accelerate launch -m smartbrush.training CONFIG [...]`."""
+    """`accelerate launch -m smartbrush.research.training CONFIG [...]`."""
     from smartbrush.cli import UserError
 
-    parser = argparse.ArgumentParser(prog="smartbrush.training", description=__doc__)
+    parser = argparse.ArgumentParser(prog="smartbrush.research.training", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

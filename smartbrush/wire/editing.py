@@ -1,7 +1,7 @@
 """Editor-independent plugin logic shared by the Krita and GIMP plugins.
 
 Plain Python only (no numpy, no torch, no Qt): this file is copied into each editor's plugin folder
-together with smartbrush/protocol.py (whose limits it checks against) and smartbrush/client.py.
+together with smartbrush/wire/protocol.py (whose limits it checks against) and smartbrush/wire/client.py.
 Pixel buffers are `bytes` and images are the protocol's raw image dicts
 ``{"width": w, "height": h, "mode": "RGB" | "RGBA" | "L", "data": bytes}``. Per-pixel work uses
 extended slices (``out[0::4] = rgb[2::3]``), which run at C speed.
@@ -12,7 +12,7 @@ A fill in an editor is:
    selection plus context around it, clamped to the canvas, so a large canvas isn't sent whole);
 2. read the visible pixels and the selection inside that rectangle from the editor;
 3. ``image_from_pixels`` / ``mask_from_selection`` / ``build_fill_request``;
-4. send it with ``smartbrush.client.Client.fill``;
+4. send it with ``smartbrush.wire.client.Client.fill``;
 5. ``layer_pixels(result image, result alpha)`` -> a new layer at the context rectangle's origin,
    named ``layer_name(prompt, seed)``: transparent outside the filled region, so nothing underneath
    changes.
@@ -22,16 +22,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smartbrush import protocol
+from smartbrush.wire import protocol
+from smartbrush.wire.errors import UserError
 
 CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 # Where each of R, G, B, A sits in an editor's 4-byte pixel.
 PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
 
 PROMPT_CHARS_IN_NAME = 40
+MIN_CONTEXT_PADDING = 32  # pixels of context around a selection, at least
 
 
-class EditingError(Exception):
+class EditingError(UserError):
     """A problem the user can fix; str(error) is the message to show them."""
 
 
@@ -109,6 +111,14 @@ def mask_bounds(data: bytes, width: int, height: int) -> Rect | None:
     return Rect(left, top, right - left, bottom + 1 - top)
 
 
+def context_padding(width: int, height: int) -> int:
+    """Context around a selection (or mask) of this size: half its larger side, at least 32 px.
+
+    The one rule for the editors' crop and the pipeline's own crop around the mask.
+    """
+    return max(MIN_CONTEXT_PADDING, max(width, height) // 2)
+
+
 def context_rect(
     selection: Rect,
     canvas_width: int,
@@ -118,11 +128,11 @@ def context_rect(
 ) -> Rect:
     """The selection's bounds grown by `padding` pixels of context on each side, clamped to the canvas.
 
-    The default padding is half the selection's larger side, at least 32 px: the model needs to see
-    the surroundings to fill in something that fits, but not the whole of a large canvas.
+    The default is `context_padding`: the model needs to see the surroundings to fill in something
+    that fits, but not the whole of a large canvas.
     """
     if padding is None:
-        padding = max(32, max(selection.width, selection.height) // 2)
+        padding = context_padding(selection.width, selection.height)
     left = max(0, selection.x - padding)
     top = max(0, selection.y - padding)
     right = min(canvas_width, selection.right + padding)
@@ -164,7 +174,7 @@ def image_from_pixels(data: bytes, width: int, height: int, order: str = "BGRA")
 
 
 def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
-    """The fill request for the daemon (fields as in smartbrush.protocol), after checking the options."""
+    """The fill request for the daemon (fields as in smartbrush.wire.protocol), after checking the options."""
     if (image["width"], image["height"]) != (mask["width"], mask["height"]):
         raise ValueError(
             f"image is {image['width']}x{image['height']} but mask is {mask['width']}x{mask['height']}"
@@ -269,7 +279,7 @@ def daemon_down_message(endpoint: str, start_command: str | None = "smartbrush s
 def user_message(error: BaseException, endpoint: str | None = None) -> str:
     """One line for the user for anything a fill can raise; never a traceback.
 
-    Knows smartbrush.client's errors by name, so this module doesn't need zmq to import.
+    Knows smartbrush.wire.client's errors by name, so this module doesn't need zmq to import.
     """
     if isinstance(error, EditingError):
         return str(error)

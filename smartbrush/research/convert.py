@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from smartbrush.errors import UserError, first_line
+from smartbrush.wire.errors import UserError, first_line
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")

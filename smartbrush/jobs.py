@@ -1,7 +1,7 @@
 """One fill, from a validated request to a result map: shared by the daemon's workers and `fill --local`.
 
-prepare_fill() runs when a request arrives (decode images, cheap checks: errors come back at once, before
-the job is queued); run_fill() runs the pipeline on a worker and encodes the result.
+decode_job() runs when a request arrives (decode images, cheap checks: errors come back at once, before
+the job is queued); run_job() runs the pipeline on a worker and encodes the result.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from daemon import images
-from smartbrush import protocol
+from smartbrush import images
+from smartbrush.wire import protocol
 
 StepCallback = Callable[[int, int, Image.Image | None], None]  # (step, total, preview or None)
 
@@ -39,13 +39,13 @@ class FillJob:
     running: bool = False
 
 
-def prepare_fill(request: dict[str, Any]) -> FillJob:
+def decode_job(request: dict[str, Any]) -> FillJob:
     """Validate and decode a fill request. Raises protocol.ProtocolError for bad input."""
     start = time.perf_counter()
     request = protocol.validate_fill(request)
     image = images.to_pil(request["image"], "RGB")
     if request["box"] is not None:
-        mask = images.box_mask(request["box"], image.width, image.height)
+        mask = images.rectangle_mask(request["box"], image.width, image.height)
     else:
         mask = images.to_pil(request["mask"], "L")
         if mask.size != image.size:  # PNG sizes are only known after decoding
@@ -67,13 +67,13 @@ def prepare_fill(request: dict[str, Any]) -> FillJob:
     )
 
 
-def run_fill(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -> dict[str, Any]:
+def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -> dict[str, Any]:
     """Run the pipeline for one job; returns the result fields (images, alphas, masks, seeds, ...).
 
-    Raises smartbrush.pipeline.FillCancelled when job.cancel is set (checked after every step).
+    Raises smartbrush.pipeline.GenerationCancelled when job.cancel is set (checked after every step).
     """
     from smartbrush import masks
-    from smartbrush.pipeline import FillCancelled
+    from smartbrush.pipeline import GenerationCancelled
 
     request = job.request
     precision = request["precision"]
@@ -84,7 +84,7 @@ def run_fill(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -
 
     def step_end(pipe: Any, step_index: int, timestep: Any, callback_kwargs: dict) -> dict:
         if job.cancel.is_set():
-            raise FillCancelled(f"job {job.job_id} cancelled")
+            raise GenerationCancelled(f"job {job.job_id} cancelled")
         job.step = step_index + 1
         if on_step is not None:
             wants_preview = interval > 0 and (job.step % interval == 0 or job.step == total)
@@ -98,7 +98,7 @@ def run_fill(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -
             "removal): type what to paint, or use the demo model"
         )
     if job.cancel.is_set():
-        raise FillCancelled(f"job {job.job_id} cancelled")
+        raise GenerationCancelled(f"job {job.job_id} cancelled")
     started_at = time.monotonic()
     start = time.perf_counter()
     output = pipeline(

@@ -1,6 +1,6 @@
 """`smartbrush eval --model M`: how well a model fills shapes-world holes, on the held-out test split.
 
-(Models of the objects world -- the demo -- are measured by smartbrush.objects_eval; `--world` picks.)
+(Models of the objects world -- the demo -- are measured by smartbrush.research.objects_eval; `--world` picks.)
 
 For each test scene the model gets the *object-free* background, a mask where the scene's object was, and
 the prompt "a <colour> <shape>". Two modes: the exact instance mask (precision 0) and its bounding box
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from smartbrush import world
 from smartbrush.masks import bounding_box
+from smartbrush.research import world
 
 CROP = 20  # classifier input: the object's square box crop, resized to CROP x CROP
 CLASSIFIER_NAME = "classifier.safetensors"
@@ -292,7 +292,7 @@ def _psnr(sq_error: float, count: int) -> float:
 
 def default_classifier_path(world: str = "shapes") -> Path:
     # the embedded models' folders (smartbrush.pipeline.EMBEDDED_MODELS), without importing diffusers
-    models = Path(__file__).resolve().parent / "models"
+    models = Path(__file__).resolve().parents[1] / "models"
     if world == "objects":
         return models / "demo" / "objects-classifier.safetensors"
     return models / "shapes" / CLASSIFIER_NAME
@@ -361,9 +361,9 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def _eval_objects(pipe, args: argparse.Namespace) -> int:
-    from smartbrush import objects_eval
     from smartbrush.loading import load_pipeline
-    from smartbrush.objects import ObjectsWorld
+    from smartbrush.research import objects_eval
+    from smartbrush.research.objects import ObjectsWorld
 
     classifier = objects_eval.load_classifier(args.classifier or default_classifier_path("objects"))
     baseline = None
@@ -387,8 +387,8 @@ def train_classifier_command(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     if args.world == "objects":
-        from smartbrush import objects_eval
-        from smartbrush.objects import ObjectsWorld
+        from smartbrush.research import objects_eval
+        from smartbrush.research.objects import ObjectsWorld
 
         world = ObjectsWorld()
         net = objects_eval.train_classifier(world)

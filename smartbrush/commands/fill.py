@@ -1,7 +1,7 @@
 """CLI commands around the daemon: fill, batch, info, serve, keys.
 
 `fill` and `batch` talk to a running daemon (`smartbrush serve`) by default and run the model in-process
-with --local; both paths go through the same job code (daemon.jobs), so they give the same pixels.
+with --local; both paths go through the same job code (smartbrush.jobs), so they give the same pixels.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 from PIL import Image
 
-from smartbrush import protocol
 from smartbrush.cli import UserError
-from smartbrush.client import Client, DaemonUnavailable, SmartBrushError, resolve_endpoint
+from smartbrush.wire import protocol
+from smartbrush.wire.client import Client, DaemonUnavailable, SmartBrushError, resolve_endpoint
 
 StepCallback = Callable[[int, int], None]
 
@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_connection_options(info)
     info.set_defaults(func=run_info_command)
 
-    from daemon import server
+    from smartbrush.daemon import server
 
     serve = subparsers.add_parser(
         "serve",
@@ -153,7 +153,7 @@ def _parse_precision(text: str) -> float | str:
 
 # --- backends: the daemon or an in-process pipeline -------------------------------------------------
 class DaemonBackend:
-    """Runs fills on a daemon through smartbrush.client."""
+    """Runs fills on a daemon through smartbrush.wire.client."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         try:
@@ -201,10 +201,10 @@ class LocalBackend:
         self.name = f"in-process model {model} on {device}"
 
     def fill(self, request: dict[str, Any], on_step: StepCallback) -> dict[str, Any]:
-        from daemon.jobs import prepare_fill, run_fill
+        from smartbrush.jobs import decode_job, run_job
 
-        job = prepare_fill({"type": protocol.FILL, **request})
-        return run_fill(self.pipeline, job, lambda step, total, preview: on_step(step, total))
+        job = decode_job({"type": protocol.FILL, **request})
+        return run_job(self.pipeline, job, lambda step, total, preview: on_step(step, total))
 
     def close(self) -> None:
         pass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smartbrush.training_config import AUTOENCODER_DEFAULTS, load_config
+from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, load_config
 
 
 def build_autoencoder(model: dict):
@@ -54,8 +54,8 @@ def train_autoencoder(config: dict) -> dict:
     import torch.nn.functional as F
     from diffusers.training_utils import EMAModel
 
-    from smartbrush.objects import ObjectsWorld
-    from smartbrush.training import latest_checkpoint, load_checkpoint, save_checkpoint
+    from smartbrush.research.objects import ObjectsWorld
+    from smartbrush.research.training import latest_checkpoint, load_checkpoint, save_checkpoint
 
     run, model_cfg, train_cfg = config["run"], config["model"], config["train"]
     if train_cfg["num_threads"]:

@@ -2,7 +2,7 @@
 
 Every dataset yields raw examples, one object each: {"image": HxWx3 uint8, "mask": HxW bool (the exact
 instance mask), "label": str, "captions": list[str]} at the training resolution. The training recipe
-(precision levels, text-to-image samples, prompt choice) is applied on top by smartbrush.training.
+(precision levels, text-to-image samples, prompt choice) is applied on top by smartbrush.research.training.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 from torch.utils.data import Dataset
 
-from smartbrush import world
+from smartbrush.research import world
 
 
 class WorldDataset(Dataset):
@@ -47,7 +47,7 @@ class WorldDataset(Dataset):
 
 
 class ObjectsDataset(Dataset):
-    """Scenes of the objects world (smartbrush.objects); example i is always the same scene.
+    """Scenes of the objects world (smartbrush.research.objects); example i is always the same scene.
 
     Examples also carry the object-free "background", which the recipe's removal task trains towards.
     """
@@ -55,7 +55,7 @@ class ObjectsDataset(Dataset):
     shuffled = True
 
     def __init__(self, split: str = "train", resolution: int = 128, length: int | None = None):
-        from smartbrush.objects import ObjectsWorld
+        from smartbrush.research.objects import ObjectsWorld
 
         self.world, self.split, self.resolution = ObjectsWorld(), split, resolution
         self.length = world.SPLIT_SIZES[split] if length is None else int(length)

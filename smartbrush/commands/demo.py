@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from smartbrush import world
+from smartbrush.research import world
 
 # (test scene, prompt): mostly the mask's own shape in another colour; the last rows ask for another
 # shape than the mask has (exact masks keep their shape, boxes take the prompt's) or use looser words
@@ -86,7 +86,7 @@ def make_grid(pipe, cases=GRID_CASES, steps: int = 20, scale: int = 4) -> PIL.Im
 
 # -- the objects world: real photos -------------------------------------------------------------------
 
-ASSETS = Path(__file__).resolve().parent / "demo_assets"  # made by scripts/make_demo_assets.py
+ASSETS = Path(__file__).resolve().parents[1] / "demo_assets"  # made by scripts/make_demo_assets.py
 
 
 def photo_cases() -> dict:
@@ -136,9 +136,9 @@ def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from smartbrush.evaluation import world_of
     from smartbrush.loading import load_pipeline
     from smartbrush.masks import box_mask
+    from smartbrush.research.evaluation import world_of
 
     if args.scale < 1:
         raise ValueError("--scale must be at least 1")

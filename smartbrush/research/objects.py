@@ -34,8 +34,8 @@ import PIL.Image
 import PIL.ImageFilter
 from scipy import ndimage
 
-from smartbrush import world
-from smartbrush.errors import UserError
+from smartbrush.research import world
+from smartbrush.wire.errors import UserError
 
 PACKAGES = ("fonts-noto-color-emoji", "mate-backgrounds", "ukui-wallpapers", "gnome-backgrounds")
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")

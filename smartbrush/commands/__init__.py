@@ -1,0 +1,1 @@
+"""The `smartbrush` subcommands that are not part of training or research (see smartbrush.cli)."""
