@@ -145,7 +145,7 @@ def test_build_fill_request_checks_options():
     for options, word in bad:
         with pytest.raises(EditingError, match=word):
             editing.build_fill_request(image, mask, options)
-    with pytest.raises(ValueError, match="mask is"):
+    with pytest.raises(EditingError, match="Mask is 5x3 but image is 4x3"):
         editing.build_fill_request(image, {**mask, "width": 5, "data": bytes(15)}, FillOptions("x"))
 
 

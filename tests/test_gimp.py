@@ -271,21 +271,18 @@ def test_feathered_ellipse_is_a_soft_mask(batch):
     )  # the feather survived into what the plug-in read (checked above: no paint outside)
 
 
-def test_variations_become_hidden_layers_above_the_first(batch):
+def test_variations_go_into_one_group_directly_above_the_active_layer(batch):
     answer = batch["ellipse"]["answer"]
     assert answer["status"] == "success", answer
-    names = batch.names("ellipse")
-    assert names == [
-        "Top",
-        "SmartBrush: a red ball (seed 12)",
-        "SmartBrush: a red ball (seed 11)",
-        "Background",
-    ]
-    visible = {layer["name"]: layer["visible"] for layer in batch["ellipse"]["after"]}
-    assert visible["SmartBrush: a red ball (seed 11)"] is True
-    assert visible["SmartBrush: a red ball (seed 12)"] is False
-    first, second = (batch.layer("ellipse", name) for name in names[2:0:-1])
-    assert first["sha256"] != second["sha256"]  # different seeds, different pictures
+    group = "SmartBrush: a red ball (2 variations)"
+    first, second = (f"{group}/SmartBrush: a red ball (seed {seed})" for seed in (11, 12))
+    # as in Krita: one group, the first variation on top and visible, the others hidden
+    assert batch.names("ellipse") == ["Top", group, first, second, "Background"]
+    layers = {layer["name"]: layer for layer in batch["ellipse"]["after"]}
+    assert layers[group]["group"] and layers[group]["visible"]
+    assert layers[first]["visible"] is True and layers[second]["visible"] is False
+    assert answer["layer"] == "SmartBrush: a red ball (seed 11)"  # the first is returned
+    assert layers[first]["sha256"] != layers[second]["sha256"]  # different seeds, pictures
 
 
 @pytest.mark.parametrize("case", BATCH_CASES)
@@ -304,7 +301,7 @@ def test_existing_layers_are_never_modified(batch, case):
         ("no-selection", "calling-error", "Nothing is selected"),
         ("daemon-down", "execution-error", "daemon is not answering at tcp://127.0.0.1:"),
         ("empty-prompt", "calling-error", "Describe what to paint"),
-        ("bad-endpoint", "execution-error", "Cannot reach the daemon at 'localhost:5737'"),
+        ("bad-endpoint", "execution-error", "endpoint: 'localhost:5737' is not a daemon endpoint"),
     ],
 )
 def test_failures_are_a_clear_message_and_change_nothing(batch, case, status, words):

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fill.add_argument("--save-mask", type=Path, help="also write the predicted object mask here")
     _add_fill_options(fill)
-    fill.add_argument("--variations", type=int, default=1, help="how many results (default 1)")
+    add_option_argument(fill, "variations")
     fill.set_defaults(func=run_fill_command)
 
     batch = subparsers.add_parser(
@@ -106,20 +106,28 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+CLI_FILL_OPTIONS = ("negative_prompt", "precision", "steps", "guidance", "seed")  # + --variations
+
+
+def add_option_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """A --flag for one of protocol.FILL_OPTIONS, with its type, default, range and help."""
+    option = protocol.FILL_OPTIONS[name]
+    kind = _parse_precision if name == "precision" else option.kind
+    shown = "" if option.default is None else f" (default {option.default})"
+    # ranges worth reading (not the seed's 2**63 nor precision's "auto")
+    has_range = option.high is not None and option.high < 2**31 and name != "precision"
+    limits = f" [{option.low:g}..{option.high:g}]" if has_range else ""
+    parser.add_argument(
+        "--" + name.replace("_", "-"),
+        type=kind,
+        default=option.default,
+        help=f"{option.help}{limits}{shown}",
+    )
+
+
 def _add_fill_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--negative-prompt", help="what not to put there")
-    parser.add_argument(
-        "--precision",
-        type=_parse_precision,
-        default=protocol.PRECISION_AUTO,
-        help='0 = follow the mask exactly .. 1 = anywhere in its box; "auto" (default): a box or '
-        "rectangle means 1, a soft mask's feather decides",
-    )
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
-    parser.add_argument(
-        "--guidance", type=float, help="guidance scale (default: the model's own, 4 for the demo)"
-    )
-    parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    for name in CLI_FILL_OPTIONS:
+        add_option_argument(parser, name)
     parser.add_argument(
         "--model", help="model for --local (default demo); checked against the daemon's"
     )
@@ -257,7 +265,7 @@ def build_request(
     box: list[int] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """A fill request from files on disk (raw pixels), checked against the protocol."""
+    """A fill request from files on disk (raw pixels)."""
     image = read_image(image_path, "RGB")
     request: dict[str, Any] = {
         "image": protocol.raw_image(image.width, image.height, "RGB", image.tobytes()),
@@ -274,11 +282,7 @@ def build_request(
         request["mask"] = protocol.raw_image(mask.width, mask.height, "L", mask.tobytes())
     else:
         request["box"] = box
-    try:
-        protocol.validate_fill({"type": protocol.FILL, **request})
-    except protocol.ProtocolError as error:
-        raise UserError(error.message) from None
-    return request
+    return request  # checked once, by the client or (--local) the job decoder
 
 
 def numbered(path: Path, index: int, count: int) -> Path:

@@ -38,6 +38,10 @@ class ClientError(SmartBrushError, ValueError):
     """The request is invalid; found before sending it."""
 
 
+class EndpointError(ClientError):
+    """The endpoint is not a ZeroMQ address (a typo in the settings)."""
+
+
 class DaemonUnavailable(SmartBrushError):
     """No daemon answered within the timeout (not running, wrong endpoint, wrong keys, or it died)."""
 
@@ -108,12 +112,18 @@ class Client:
         self._call({"type": protocol.CANCEL, "job_id": job_id})
 
     def fill(
-        self, request: dict[str, Any], on_progress: ProgressCallback | None = None
+        self,
+        request: dict[str, Any],
+        on_progress: ProgressCallback | None = None,
+        *,
+        connect_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Run one fill and return the result map (images, alphas, masks, seeds, precision, timings).
 
         `on_progress(message)` gets each "accepted", "queued" and "progress" message; if it returns
         False the job is cancelled and FillCancelled raised. Ctrl-C cancels the job too.
+        `connect_timeout`: how long the daemon may take to accept the job (its first answer), so "no
+        daemon" is said in seconds without a separate hello; afterwards `timeout` applies.
         """
         try:
             normalised = protocol.validate_fill({"type": protocol.FILL, **request})
@@ -122,9 +132,11 @@ class Client:
         request_id = self._send(normalised)
         job_id = None
         cancel_sent = False
+        wait = self.timeout if connect_timeout is None else min(connect_timeout, self.timeout)
         try:
             while True:
-                message = self._receive(request_id)
+                message = self._receive(request_id, wait)
+                wait = self.timeout
                 kind = message["type"]
                 job_id = message.get("job_id") or job_id
                 if kind == protocol.RESULT:
@@ -166,7 +178,14 @@ class Client:
             socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_REPLY_BYTES)
             if self._curve is not None:
                 socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = self._curve
-            socket.connect(self.endpoint)
+            try:
+                socket.connect(self.endpoint)
+            except zmq.ZMQError as error:  # e.g. "Invalid argument" for a mistyped endpoint
+                socket.close(linger=0)
+                raise EndpointError(
+                    f"{self.endpoint!r} is not a daemon endpoint ({error}); it looks like "
+                    f"{protocol.DEFAULT_ENDPOINT}"
+                ) from None
             self._socket = socket
         return self._socket
 
@@ -193,15 +212,16 @@ class Client:
             except zmq.ZMQError:
                 pass
 
-    def _receive(self, request_id: str) -> dict[str, Any]:
+    def _receive(self, request_id: str, timeout: float | None = None) -> dict[str, Any]:
         """The next reply to `request_id`, skipping stale replies to earlier requests."""
         socket = self._connect()
-        deadline = time.monotonic() + self.timeout
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not socket.poll(int(remaining * 1000) + 1, zmq.POLLIN):
                 self.close()  # a fresh socket next time: no stale queue, reconnects cleanly
-                raise DaemonUnavailable(self._unavailable_text())
+                raise DaemonUnavailable(self._unavailable_text(timeout))
             try:
                 frame = socket.recv(copy=False)  # decoded straight from ZeroMQ's buffer
                 message = protocol.decode(frame.buffer, max_bytes=protocol.MAX_REPLY_BYTES)
@@ -212,8 +232,9 @@ class Client:
             # a late reply to a request this client gave up on: ignore it, keep waiting
             deadline = time.monotonic() + self.timeout
 
-    def _unavailable_text(self) -> str:
-        text = f"no SmartBrush daemon answered at {self.endpoint} within {self.timeout:g} s"
+    def _unavailable_text(self, timeout: float | None = None) -> str:
+        waited = self.timeout if timeout is None else timeout
+        text = f"no SmartBrush daemon answered at {self.endpoint} within {waited:g} s"
         if self._curve is not None:
             text += " (CURVE keys in use: check that they match the daemon's)"
         return text + "; start one with `smartbrush serve`"

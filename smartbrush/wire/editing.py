@@ -20,7 +20,7 @@ A fill in an editor is:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smartbrush.wire import protocol
 from smartbrush.wire.errors import UserError
@@ -30,6 +30,7 @@ CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
 
 PROMPT_CHARS_IN_NAME = 40
+NUMERIC_OPTIONS = ("steps", "guidance", "seed", "variations", "preview_interval")
 MIN_CONTEXT_PADDING = 32  # pixels of context around a selection, at least
 
 
@@ -72,20 +73,27 @@ class Rect:
         return self.width <= 0 or self.height <= 0
 
 
+def _default(name: str):
+    return field(default=protocol.FILL_OPTIONS[name].default)
+
+
 @dataclass
 class FillOptions:
-    """What the user asked for (docker, dialog or script)."""
+    """What the user asked for (docker, dialog or script); fields and defaults are protocol.FILL_OPTIONS.
+
+    precision: "auto" (the daemon decides: rectangle -> 1, otherwise from the soft edge's feather) or
+    0 (follow the selection's shape) .. 1 (anywhere in its bounding box). guidance None: the model's
+    own default; seed None: the daemon picks one (the result says which).
+    """
 
     prompt: str
     negative_prompt: str = ""
-    # "auto": the daemon decides (rectangle -> 1, otherwise from the soft edge's feather);
-    # a float in [0, 1]: 0 = follow the selection's shape, 1 = anywhere in its bounding box.
-    precision: float | str = protocol.PRECISION_AUTO
-    steps: int = 20
-    guidance: float | None = None  # None: the model's own default
-    seed: int | None = None  # None: the daemon picks one (the result says which)
-    variations: int = 1
-    preview_interval: int = 0  # send a preview every N steps; 0: none
+    precision: float | str = _default("precision")
+    steps: int = _default("steps")
+    guidance: float | None = _default("guidance")
+    seed: int | None = _default("seed")
+    variations: int = _default("variations")
+    preview_interval: int = _default("preview_interval")
 
 
 # --- geometry ------------------------------------------------------------------------------------
@@ -174,31 +182,23 @@ def image_from_pixels(data: bytes, width: int, height: int, order: str = "BGRA")
 
 
 def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
-    """The fill request for the daemon (fields as in smartbrush.wire.protocol), after checking the options."""
-    if (image["width"], image["height"]) != (mask["width"], mask["height"]):
-        raise ValueError(
-            f"image is {image['width']}x{image['height']} but mask is {mask['width']}x{mask['height']}"
-        )
-    prompt = _check_prompt("prompt", options.prompt)
+    """The fill request for the daemon, checked by the protocol's own rules (one set of limits)."""
+    prompt = " ".join((options.prompt or "").split())
     if not prompt:
         raise EditingError(EMPTY_PROMPT_MESSAGE)
-    seed = options.seed
-    return {
+    request = {
         "image": image,
         "mask": mask,
         "prompt": prompt,
-        "negative_prompt": _check_prompt("negative prompt", options.negative_prompt) or None,
+        "negative_prompt": " ".join((options.negative_prompt or "").split()) or None,
         "precision": check_precision(options.precision),
-        "steps": _check_int("Steps", options.steps, 1, protocol.MAX_STEPS),
-        "guidance": None
-        if options.guidance is None
-        else _check_number("Guidance", options.guidance, 0.0, protocol.MAX_GUIDANCE),
-        "seed": None if seed is None else _check_int("Seed", seed, 0, protocol.MAX_SEED),
-        "variations": _check_int("Variations", options.variations, 1, protocol.MAX_VARIATIONS),
-        "preview_interval": _check_int(
-            "Preview interval", options.preview_interval, 0, protocol.MAX_STEPS
-        ),
+        **{name: getattr(options, name) for name in NUMERIC_OPTIONS},
     }
+    try:
+        protocol.validate_fill({"type": protocol.FILL, **request})
+    except protocol.ProtocolError as error:
+        raise EditingError(_sentence(error.message)) from None
+    return request
 
 
 def check_precision(precision: float | str) -> float | str:
@@ -212,7 +212,7 @@ def check_precision(precision: float | str) -> float | str:
             raise EditingError(
                 f'Precision must be "auto" or a number from 0 to 1, not {precision!r}.'
             ) from None
-    return _check_number("Precision", precision, 0.0, 1.0)
+    return precision
 
 
 # --- result -> editor layer ----------------------------------------------------------------------
@@ -289,6 +289,8 @@ def user_message(error: BaseException, endpoint: str | None = None) -> str:
         return daemon_down_message(endpoint or "the configured endpoint", start_command=None)
     if "FillCancelled" in kinds:
         return "Cancelled."
+    if "EndpointError" in kinds:
+        return f"Check the daemon endpoint: {text}."
     if "ClientError" in kinds:
         return f"SmartBrush can't send this fill: {text}"
     if "SmartBrushError" in kinds:
@@ -312,22 +314,7 @@ def _check_length(data: bytes, width: int, height: int, channels: int) -> None:
         )
 
 
-def _check_prompt(name: str, text: str | None) -> str:
-    text = " ".join((text or "").split())
-    if len(text) > protocol.MAX_PROMPT_CHARS:
-        raise EditingError(
-            f"The {name} is {len(text)} characters long; the limit is {protocol.MAX_PROMPT_CHARS}."
-        )
-    return text
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise EditingError(f"{name} must be a whole number from {low} to {high}, not {value!r}.")
-    return value
-
-
-def _check_number(name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise EditingError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}.")
-    return float(value)
+def _sentence(text: str) -> str:
+    """A protocol message as a sentence for people: capitalised, with a full stop."""
+    text = text.replace("_", " ")
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 from typing import Any
-
-import msgpack
 
 PROTOCOL_VERSION = 1
 
@@ -82,16 +81,45 @@ MAX_REPLY_BYTES = 5 * MAX_OUTPUT_PIXELS + (1 << 20)
 CHANNELS = {"RGB": 3, "RGBA": 4, "L": 1}
 PRECISION_AUTO = "auto"
 
+
+@dataclass(frozen=True)
+class FillOption:
+    """One tunable field of a fill request: the CLI's flags, the Krita docker's widgets, GIMP's
+    procedure arguments and smartbrush.wire.editing.FillOptions are all made from these."""
+
+    name: str
+    kind: type  # int, float or str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+
+FILL_OPTIONS: dict[str, FillOption] = {
+    option.name: option
+    for option in (
+        FillOption("negative_prompt", str, None, help="what to avoid (may be empty)"),
+        FillOption(
+            "precision", float, PRECISION_AUTO, 0.0, 1.0,
+            '0 = follow the mask exactly .. 1 = anywhere in its box; "auto": a rectangle means 1, '
+            "otherwise the soft edge's feather decides",
+        ),
+        FillOption("steps", int, 20, 1, MAX_STEPS, "denoising steps"),
+        FillOption(
+            "guidance", float, None, 0.0, MAX_GUIDANCE,
+            "how strongly to follow the prompt; unset: the model's own default",
+        ),
+        FillOption("seed", int, None, 0, MAX_SEED, "random seed; unset: a new one, reported back"),
+        FillOption("variations", int, 1, 1, MAX_VARIATIONS, "how many results"),
+        FillOption(
+            "preview_interval", int, 0, 0, MAX_STEPS, "send a preview every N steps; 0: none"
+        ),
+    )
+}  # fmt: skip
 FILL_DEFAULTS: dict[str, Any] = {
     "mask": None,
     "box": None,
-    "negative_prompt": None,
-    "precision": PRECISION_AUTO,
-    "steps": 20,
-    "guidance": None,  # None: the model's own default (SmartBrushPipeline.default_guidance_scale)
-    "seed": None,
-    "variations": 1,
-    "preview_interval": 0,
+    **{name: option.default for name, option in FILL_OPTIONS.items()},
 }
 FILL_FIELDS = ("type", "request_id", "image", "prompt", *FILL_DEFAULTS)
 
@@ -119,6 +147,8 @@ class ProtocolError(ValueError):
 # --- encoding ---------------------------------------------------------------------------------------
 def encode(message: dict[str, Any]) -> bytes:
     """A message map as msgpack bytes (str as msgpack str, bytes as msgpack bin)."""
+    import msgpack  # here, not at the top: the fields and limits are read without msgpack (GIMP)
+
     return msgpack.packb(message, use_bin_type=True)
 
 
@@ -132,6 +162,8 @@ def decode(data: bytes | memoryview, max_bytes: int = MAX_MESSAGE_BYTES) -> dict
         raise ProtocolError(
             BAD_MESSAGE, f"message of {len(data)} bytes is over the {max_bytes} limit"
         )
+    import msgpack
+
     try:
         message = msgpack.unpackb(
             data,
@@ -277,20 +309,25 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     out["prompt"] = _check_text(request.get("prompt"), "prompt", required=True)
     out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
     out["precision"] = _check_precision(out["precision"])
-    out["steps"] = _check_int(out["steps"], "steps", 1, MAX_STEPS)
-    if out["guidance"] is not None:
-        out["guidance"] = _check_float(out["guidance"], "guidance", 0.0, MAX_GUIDANCE)
-    if out["seed"] is not None:
-        out["seed"] = _check_int(out["seed"], "seed", 0, MAX_SEED)
-    out["variations"] = _check_int(out["variations"], "variations", 1, MAX_VARIATIONS)
+    for name in ("steps", "guidance", "seed", "variations", "preview_interval"):
+        out[name] = check_option(name, out[name])
     if out["variations"] * image["width"] * image["height"] > MAX_OUTPUT_PIXELS:
         raise ProtocolError(
             TOO_LARGE,
             f"{out['variations']} variations of {image['width']}x{image['height']} are over the "
             f"limit of {MAX_OUTPUT_PIXELS} output pixels",
         )
-    out["preview_interval"] = _check_int(out["preview_interval"], "preview_interval", 0, MAX_STEPS)
     return out
+
+
+def check_option(name: str, value: Any) -> Any:
+    """A numeric fill option checked against FILL_OPTIONS (None stays None where that is the default)."""
+    option = FILL_OPTIONS[name]
+    if value is None and option.default is None:
+        return None
+    if option.kind is int:
+        return _check_int(value, name, int(option.low), int(option.high))
+    return _check_float(value, name, option.low, option.high)
 
 
 def _is_int(value: Any) -> bool:

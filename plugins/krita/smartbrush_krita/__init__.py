@@ -23,24 +23,9 @@ if os.path.isdir(_VENDOR) and _VENDOR not in sys.path:
 
 from smartbrush.wire.editing import EditingError, NoSelection, user_message  # noqa: E402
 
-from .krita_adapter import (  # noqa: E402
-    PendingFill,
-    add_result_layers,
-    fill_selection,
-    prepare_fill,
-    run_fill,
-)
+from .krita_adapter import KritaCanvas, fill_selection  # noqa: E402
 
-__all__ = [
-    "EditingError",
-    "NoSelection",
-    "PendingFill",
-    "add_result_layers",
-    "fill_selection",
-    "prepare_fill",
-    "run_fill",
-    "user_message",
-]
+__all__ = ["EditingError", "KritaCanvas", "NoSelection", "fill_selection", "user_message"]
 
 
 def _register() -> None:

@@ -1,49 +1,27 @@
 """The SmartBrush docker and the "SmartBrush fill" action.
 
-The docker reads the document and adds the result on the GUI thread (krita_adapter.prepare_fill /
-add_result_layers); the daemon is talked to on a worker thread, which reports back through Qt signals
-(queued to the GUI thread), so Krita stays responsive while the model runs.
+The docker reads the document and adds the result on the GUI thread (smartbrush.wire.flow.prepare
+and place on a KritaCanvas); the daemon is talked to on a worker thread (flow.send), which reports
+back through Qt signals (queued to the GUI thread), so Krita stays responsive while the model runs.
+Its widgets are built in panel.py and kept in kritarc by settings.py.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
-import tempfile
 import threading
-import time
 
 from krita import DockWidget, Extension, Krita
-from PyQt5.QtCore import QObject, Qt, pyqtSignal
-from PyQt5.QtGui import QImage, QPixmap
-from PyQt5.QtWidgets import (
-    QCheckBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QSlider,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PyQt5.QtCore import QObject, pyqtSignal
 
-from smartbrush.wire import protocol
-from smartbrush.wire.client import Client, DaemonUnavailable, resolve_endpoint
+from smartbrush.wire import flow, protocol
+from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
 from smartbrush.wire.editing import EditingError, FillOptions, user_message
 
-from .krita_adapter import FILL_TIMEOUT, add_result_layers, prepare_fill, run_fill
+from . import daemon_process, panel, settings
+from .krita_adapter import CLIENT_NAME, KritaCanvas
 
 DOCKER_ID = "smartbrush_docker"
 ACTION_ID = "smartbrush_fill"
-SETTINGS = "SmartBrush"  # group in kritarc
-DEFAULT_START_COMMAND = "smartbrush serve"
-START_WAIT_SECONDS = 300.0  # loading a big model on a slow disk takes a while
-PREVIEW_SIDE = 192
 
 _dockers: list[SmartBrushDocker] = []
 
@@ -85,7 +63,7 @@ class SmartBrushDocker(DockWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("SmartBrush")
-        self._pending = None  # the PendingFill being run
+        self._pending = None  # (KritaCanvas, flow.PreparedFill) of the fill being run
         self._cancel = threading.Event()
         self._fill_after_start = False
         self._signals = _Signals()
@@ -102,88 +80,7 @@ class SmartBrushDocker(DockWidget):
 
     # --- UI ------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        root = QWidget(self)
-        layout = QVBoxLayout(root)
-        form = QFormLayout()
-        self.prompt = QLineEdit(objectName="smartbrush_prompt")
-        self.prompt.setPlaceholderText("what to paint, e.g. a red ball")
-        self.prompt.returnPressed.connect(self.start_fill)
-        self.negative = QLineEdit(objectName="smartbrush_negative_prompt")
-        self.negative.setPlaceholderText("what to avoid (optional)")
-        form.addRow("Prompt", self.prompt)
-        form.addRow("Negative", self.negative)
-
-        self.auto_precision = QCheckBox("Auto", objectName="smartbrush_precision_auto")
-        self.auto_precision.setToolTip(
-            "Rectangle selection: anywhere in the box; other shapes: this shape (looser when "
-            "feathered)"
-        )
-        self.precision = QSlider(Qt.Horizontal, objectName="smartbrush_precision")
-        self.precision.setRange(0, 100)
-        self.precision.setToolTip("0 = exactly the selection's shape ... 1 = anywhere in its box")
-        self.precision_value = QLabel()
-        self.precision.valueChanged.connect(self._update_precision_label)
-        self.auto_precision.toggled.connect(self._update_precision_label)
-        row = QHBoxLayout()
-        row.addWidget(self.auto_precision)
-        row.addWidget(self.precision_value, 1)
-        form.addRow("Precision", row)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("shape"))
-        row.addWidget(self.precision, 1)
-        row.addWidget(QLabel("box"))
-        form.addRow("", row)
-
-        self.steps = QSpinBox(objectName="smartbrush_steps")
-        self.steps.setRange(1, 200)
-        form.addRow("Steps", self.steps)
-        self.random_seed = QCheckBox("Random", objectName="smartbrush_random_seed")
-        self.seed = QSpinBox(objectName="smartbrush_seed")
-        self.seed.setRange(0, 2**31 - 1)
-        self.random_seed.toggled.connect(lambda random: self.seed.setEnabled(not random))
-        row = QHBoxLayout()
-        row.addWidget(self.random_seed)
-        row.addWidget(self.seed, 1)
-        form.addRow("Seed", row)
-        self.variations = QSpinBox(objectName="smartbrush_variations")
-        self.variations.setRange(1, 8)
-        form.addRow("Variations", self.variations)
-        layout.addLayout(form)
-
-        buttons = QHBoxLayout()
-        self.fill_button = QPushButton("Fill", objectName="smartbrush_fill_button")
-        self.fill_button.setToolTip("Fill the selection (Ctrl+Alt+B); the result is a new layer")
-        self.fill_button.clicked.connect(self.start_fill)
-        self.cancel_button = QPushButton("Cancel", objectName="smartbrush_cancel_button")
-        self.cancel_button.clicked.connect(self.cancel_fill)
-        buttons.addWidget(self.fill_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        self.progress = QProgressBar(objectName="smartbrush_progress")
-        layout.addWidget(self.progress)
-        self.message = QLabel(objectName="smartbrush_message")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        layout.addWidget(self.message)
-        self.start_button = QPushButton("Start daemon", objectName="smartbrush_start_daemon")
-        self.start_button.clicked.connect(self.start_daemon)
-        self.start_button.hide()
-        layout.addWidget(self.start_button)
-        self.image = QLabel(objectName="smartbrush_preview")
-        self.image.setAlignment(Qt.AlignCenter)
-        self.image.setMinimumHeight(PREVIEW_SIDE // 2)
-        layout.addWidget(self.image)
-
-        daemon = QGroupBox("Daemon")
-        daemon_form = QFormLayout(daemon)
-        self.endpoint = QLineEdit(objectName="smartbrush_endpoint")
-        self.endpoint.setPlaceholderText(resolve_endpoint(None))
-        self.start_command = QLineEdit(objectName="smartbrush_start_command")
-        daemon_form.addRow("Endpoint", self.endpoint)
-        daemon_form.addRow("Start with", self.start_command)
-        layout.addWidget(daemon)
-        layout.addStretch(1)
-        self.setWidget(root)
+        panel.build(self)
 
     def _update_precision_label(self) -> None:
         auto = self.auto_precision.isChecked()
@@ -207,38 +104,11 @@ class SmartBrushDocker(DockWidget):
 
     # --- settings (kept in kritarc) ------------------------------------------------------------
     def _load_settings(self) -> None:
-        app = Krita.instance()
-
-        def read(key: str, default: str) -> str:
-            return app.readSetting(SETTINGS, key, default)
-
-        self.negative.setText(read("negative_prompt", ""))
-        self.auto_precision.setChecked(read("precision_auto", "true") == "true")
-        self.precision.setValue(_int(read("precision", "0"), 0))
-        self.steps.setValue(_int(read("steps", "20"), 20))
-        self.random_seed.setChecked(read("random_seed", "true") == "true")
-        self.seed.setValue(_int(read("seed", "0"), 0))
-        self.seed.setEnabled(not self.random_seed.isChecked())
-        self.variations.setValue(_int(read("variations", "1"), 1))
-        self.endpoint.setText(read("endpoint", ""))
-        self.start_command.setText(read("start_command", DEFAULT_START_COMMAND))
+        settings.load(self)
         self._update_precision_label()
 
     def _save_settings(self) -> None:
-        app = Krita.instance()
-        values = {
-            "negative_prompt": self.negative.text(),
-            "precision_auto": "true" if self.auto_precision.isChecked() else "false",
-            "precision": str(self.precision.value()),
-            "steps": str(self.steps.value()),
-            "random_seed": "true" if self.random_seed.isChecked() else "false",
-            "seed": str(self.seed.value()),
-            "variations": str(self.variations.value()),
-            "endpoint": self.endpoint.text().strip(),
-            "start_command": self.start_command.text().strip(),
-        }
-        for key, value in values.items():
-            app.writeSetting(SETTINGS, key, value)
+        settings.save(self)
 
     def _options(self) -> FillOptions:
         return FillOptions(
@@ -263,7 +133,8 @@ class SmartBrushDocker(DockWidget):
         self.start_button.hide()
         self._save_settings()
         try:
-            pending = prepare_fill(Krita.instance().activeDocument(), self._options())
+            canvas = KritaCanvas(Krita.instance().activeDocument())
+            prepared = flow.prepare(canvas, self._options())
         except EditingError as error:
             self._say(str(error))
             if not self.prompt.text().strip():
@@ -272,13 +143,13 @@ class SmartBrushDocker(DockWidget):
         except Exception as error:  # never a traceback in the user's face
             self._say(user_message(error))
             return
-        self._pending = pending
+        self._pending = (canvas, prepared)
         self._cancel = threading.Event()
         self._set_busy(True)
         self.progress.setRange(0, 0)  # busy until the daemon reports steps
         self.image.clear()
         self._say("Sending to the SmartBrush daemon…")
-        args = (pending.request, self._endpoint(), self._cancel)
+        args = (prepared, self._endpoint(), self._cancel)
         threading.Thread(target=self._run, args=args, name="smartbrush-fill", daemon=True).start()
 
     def cancel_fill(self) -> None:
@@ -286,7 +157,9 @@ class SmartBrushDocker(DockWidget):
             self._cancel.set()
             self._say("Cancelling…")
 
-    def _run(self, request: dict, endpoint: str | None, cancel: threading.Event) -> None:
+    def _run(
+        self, prepared: flow.PreparedFill, endpoint: str | None, cancel: threading.Event
+    ) -> None:
         """Worker thread: talk to the daemon; report only through signals."""
 
         def on_progress(message: dict) -> bool:
@@ -299,8 +172,9 @@ class SmartBrushDocker(DockWidget):
             return True
 
         try:
-            with Client(endpoint, timeout=FILL_TIMEOUT, client_name="smartbrush_krita") as client:
-                result = run_fill(client, request, on_progress)
+            result = flow.send(
+                prepared, endpoint=endpoint, on_progress=on_progress, client_name=CLIENT_NAME
+            )
         except DaemonUnavailable as error:
             self._emit("failed", user_message(error, resolve_endpoint(endpoint)), True)
         except BaseException as error:  # noqa: BLE001 (reported in the docker instead)
@@ -321,12 +195,12 @@ class SmartBrushDocker(DockWidget):
         self._say(f"Step {step} of {total}")
 
     def _on_finished(self, result: dict) -> None:
-        pending = self._pending
+        canvas, prepared = self._pending
         try:
-            if not _is_open(pending.document):
+            if not canvas.is_open():
                 self._say("The image was closed while SmartBrush was working; nothing was added.")
                 return
-            layers = add_result_layers(pending, result)  # (Krita may process events in here)
+            layers = flow.place(canvas, prepared, result)  # (Krita may process events in here)
             if result.get("masks"):
                 self._show_image(result["masks"][0])  # the object shape the model predicted
             names = ", ".join(f"“{layer.name()}”" for layer in layers[:2])
@@ -352,16 +226,7 @@ class SmartBrushDocker(DockWidget):
         self._say(message)
 
     def _show_image(self, image: dict) -> None:
-        formats = {"RGB": (QImage.Format_RGB888, 3), "L": (QImage.Format_Grayscale8, 1)}
-        if image.get("mode") not in formats:
-            return
-        fmt, channels = formats[image["mode"]]
-        width, height = image["width"], image["height"]
-        qimage = QImage(image["data"], width, height, width * channels, fmt).copy()
-        pixmap = QPixmap.fromImage(qimage).scaled(
-            PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation
-        )
-        self.image.setPixmap(pixmap)
+        panel.show_image(self.image, image)
 
     # --- starting the daemon -----------------------------------------------------------------------
     def start_daemon(self) -> None:
@@ -369,16 +234,8 @@ class SmartBrushDocker(DockWidget):
         self.start_button.hide()
         self._save_settings()
         command = self.start_command.text().strip()
-        log = os.path.join(tempfile.gettempdir(), "smartbrush-daemon-from-krita.log")
         try:
-            with open(log, "ab") as output:
-                process = subprocess.Popen(
-                    shlex.split(command),
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=output,
-                    start_new_session=True,  # keeps running when Krita quits
-                )
+            process = daemon_process.start(command)
         except (OSError, ValueError) as error:
             self._say(
                 f"Could not run `{command}`: {error}. Set the full command under Daemon > Start with."
@@ -389,36 +246,16 @@ class SmartBrushDocker(DockWidget):
         self.progress.setRange(0, 0)
         self.fill_button.setEnabled(False)
         self._say(f"Starting the daemon (`{command}`); waiting for it to answer…")
-        args = (process, self._endpoint(), log)
-        threading.Thread(target=self._wait_for_daemon, args=args, daemon=True).start()
+        threading.Thread(
+            target=self._wait_for_daemon, args=(process, self._endpoint()), daemon=True
+        ).start()
 
-    def _wait_for_daemon(self, process, endpoint: str | None, log: str) -> None:
-        deadline = time.monotonic() + START_WAIT_SECONDS
-        with Client(endpoint, timeout=2.0, client_name="smartbrush_krita") as client:
-            while time.monotonic() < deadline:
-                try:
-                    info = client.hello()
-                except DaemonUnavailable:
-                    if process.poll() is not None:
-                        self._emit(
-                            "failed",
-                            f"The daemon command exited with code {process.returncode}: "
-                            f"{_last_line(log)} (log: {log})",
-                            True,
-                        )
-                        return
-                    continue
-                except Exception as error:  # noqa: BLE001
-                    self._emit("failed", user_message(error), False)
-                    return
-                model = info.get("model", "?")
-                self._emit("daemon_ready", f"The daemon is ready (model {model}).")
-                return
-        self._emit(
-            "failed",
-            f"The daemon did not answer within {START_WAIT_SECONDS:g} s (log: {log}).",
-            True,
-        )
+    def _wait_for_daemon(self, process, endpoint: str | None) -> None:
+        ready, message = daemon_process.wait_until_ready(process, endpoint, CLIENT_NAME)
+        if ready:
+            self._emit("daemon_ready", message)
+        else:
+            self._emit("failed", message, True)
 
     def _on_daemon_ready(self, text: str) -> None:
         self._set_busy(False)
@@ -426,26 +263,3 @@ class SmartBrushDocker(DockWidget):
         if self._fill_after_start:
             self._fill_after_start = False
             self.start_fill()
-
-
-def _int(text: str, default: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return default
-
-
-def _is_open(document) -> bool:
-    try:
-        return any(open_doc == document for open_doc in Krita.instance().documents())
-    except Exception:  # a deleted wrapper
-        return False
-
-
-def _last_line(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as log:
-            lines = [line.strip() for line in log if line.strip()]
-    except OSError:
-        return "no output"
-    return lines[-1] if lines else "no output"

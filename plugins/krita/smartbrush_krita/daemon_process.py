@@ -1,0 +1,61 @@
+"""Start daemon: run the configured command in the background and wait until the daemon answers.
+
+No Qt here: the docker runs `wait_until_ready` on a worker thread and shows what it returns.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+
+from smartbrush.wire.client import Client, DaemonUnavailable
+from smartbrush.wire.editing import user_message
+
+START_WAIT_SECONDS = 300.0  # loading a big model on a slow disk takes a while
+LOG = os.path.join(tempfile.gettempdir(), "smartbrush-daemon-from-krita.log")
+
+
+def start(command: str) -> subprocess.Popen:
+    """Run `command` detached, output to LOG. Raises OSError or ValueError (a bad command line)."""
+    with open(LOG, "ab") as output:
+        return subprocess.Popen(
+            shlex.split(command),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,  # keeps running when Krita quits
+        )
+
+
+def wait_until_ready(
+    process: subprocess.Popen, endpoint: str | None, client_name: str
+) -> tuple[bool, str]:
+    """(True, "ready" message) once the daemon says hello; (False, why) when it exits or is slow."""
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    with Client(endpoint, timeout=2.0, client_name=client_name) as client:
+        while time.monotonic() < deadline:
+            try:
+                info = client.hello()
+            except DaemonUnavailable:
+                if process.poll() is not None:
+                    return False, (
+                        f"The daemon command exited with code {process.returncode}: "
+                        f"{last_line(LOG)} (log: {LOG})"
+                    )
+                continue
+            except Exception as error:  # noqa: BLE001 (said in the docker instead)
+                return False, user_message(error)
+            return True, f"The daemon is ready (model {info.get('model', '?')})."
+    return False, f"The daemon did not answer within {START_WAIT_SECONDS:g} s (log: {LOG})."
+
+
+def last_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            lines = [line.strip() for line in log if line.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"

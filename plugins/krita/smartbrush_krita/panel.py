@@ -1,0 +1,131 @@
+"""The docker's widgets (object names are what the GUI tests look for) and its preview image."""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QImage, QPixmap
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from smartbrush.wire import protocol
+from smartbrush.wire.client import resolve_endpoint
+
+PREVIEW_SIDE = 192
+
+
+def build(docker) -> None:
+    """Create the docker's widgets as attributes of `docker` and connect them to its slots."""
+    root = QWidget(docker)
+    layout = QVBoxLayout(root)
+    form = QFormLayout()
+    docker.prompt = QLineEdit(objectName="smartbrush_prompt")
+    docker.prompt.setPlaceholderText("what to paint, e.g. a red ball")
+    docker.prompt.returnPressed.connect(docker.start_fill)
+    docker.negative = QLineEdit(objectName="smartbrush_negative_prompt")
+    docker.negative.setPlaceholderText("what to avoid (optional)")
+    form.addRow("Prompt", docker.prompt)
+    form.addRow("Negative", docker.negative)
+
+    docker.auto_precision = QCheckBox("Auto", objectName="smartbrush_precision_auto")
+    docker.auto_precision.setToolTip(
+        "Rectangle selection: anywhere in the box; other shapes: this shape (looser when feathered)"
+    )
+    docker.precision = QSlider(Qt.Horizontal, objectName="smartbrush_precision")
+    docker.precision.setRange(0, 100)
+    docker.precision.setToolTip("0 = exactly the selection's shape ... 1 = anywhere in its box")
+    docker.precision_value = QLabel()
+    docker.precision.valueChanged.connect(docker._update_precision_label)
+    docker.auto_precision.toggled.connect(docker._update_precision_label)
+    row = QHBoxLayout()
+    row.addWidget(docker.auto_precision)
+    row.addWidget(docker.precision_value, 1)
+    form.addRow("Precision", row)
+    row = QHBoxLayout()
+    row.addWidget(QLabel("shape"))
+    row.addWidget(docker.precision, 1)
+    row.addWidget(QLabel("box"))
+    form.addRow("", row)
+
+    docker.steps = spin_box("steps", objectName="smartbrush_steps")
+    form.addRow("Steps", docker.steps)
+    docker.random_seed = QCheckBox("Random", objectName="smartbrush_random_seed")
+    docker.seed = QSpinBox(objectName="smartbrush_seed")
+    docker.seed.setRange(0, 2**31 - 1)  # Qt's int; the protocol allows larger seeds
+    docker.random_seed.toggled.connect(lambda random: docker.seed.setEnabled(not random))
+    row = QHBoxLayout()
+    row.addWidget(docker.random_seed)
+    row.addWidget(docker.seed, 1)
+    form.addRow("Seed", row)
+    docker.variations = spin_box("variations", objectName="smartbrush_variations")
+    form.addRow("Variations", docker.variations)
+    layout.addLayout(form)
+
+    buttons = QHBoxLayout()
+    docker.fill_button = QPushButton("Fill", objectName="smartbrush_fill_button")
+    docker.fill_button.setToolTip("Fill the selection (Ctrl+Alt+B); the result is a new layer")
+    docker.fill_button.clicked.connect(docker.start_fill)
+    docker.cancel_button = QPushButton("Cancel", objectName="smartbrush_cancel_button")
+    docker.cancel_button.clicked.connect(docker.cancel_fill)
+    buttons.addWidget(docker.fill_button)
+    buttons.addWidget(docker.cancel_button)
+    layout.addLayout(buttons)
+    docker.progress = QProgressBar(objectName="smartbrush_progress")
+    layout.addWidget(docker.progress)
+    docker.message = QLabel(objectName="smartbrush_message")
+    docker.message.setWordWrap(True)
+    docker.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    layout.addWidget(docker.message)
+    docker.start_button = QPushButton("Start daemon", objectName="smartbrush_start_daemon")
+    docker.start_button.clicked.connect(docker.start_daemon)
+    docker.start_button.hide()
+    layout.addWidget(docker.start_button)
+    docker.image = QLabel(objectName="smartbrush_preview")
+    docker.image.setAlignment(Qt.AlignCenter)
+    docker.image.setMinimumHeight(PREVIEW_SIDE // 2)
+    layout.addWidget(docker.image)
+
+    daemon = QGroupBox("Daemon")
+    daemon_form = QFormLayout(daemon)
+    docker.endpoint = QLineEdit(objectName="smartbrush_endpoint")
+    docker.endpoint.setPlaceholderText(resolve_endpoint(None))
+    docker.start_command = QLineEdit(objectName="smartbrush_start_command")
+    daemon_form.addRow("Endpoint", docker.endpoint)
+    daemon_form.addRow("Start with", docker.start_command)
+    layout.addWidget(daemon)
+    layout.addStretch(1)
+    docker.setWidget(root)
+
+
+def spin_box(name: str, **kwargs) -> QSpinBox:
+    """A spin box with the protocol's range for a fill option."""
+    option = protocol.FILL_OPTIONS[name]
+    box = QSpinBox(**kwargs)
+    box.setRange(int(option.low), int(option.high))
+    box.setToolTip(option.help[:1].upper() + option.help[1:])
+    return box
+
+
+def show_image(label: QLabel, image: dict) -> None:
+    """Show a raw RGB or L image (a preview, a predicted mask) scaled into `label`."""
+    formats = {"RGB": (QImage.Format_RGB888, 3), "L": (QImage.Format_Grayscale8, 1)}
+    if image.get("mode") not in formats:
+        return
+    fmt, channels = formats[image["mode"]]
+    width, height = image["width"], image["height"]
+    qimage = QImage(image["data"], width, height, width * channels, fmt).copy()
+    pixmap = QPixmap.fromImage(qimage).scaled(
+        PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation
+    )
+    label.setPixmap(pixmap)

@@ -1,0 +1,58 @@
+"""The docker's settings, kept in kritarc (group "SmartBrush") between sessions."""
+
+from __future__ import annotations
+
+from krita import Krita
+
+from smartbrush.wire import protocol
+
+GROUP = "SmartBrush"
+DEFAULT_START_COMMAND = "smartbrush serve"
+
+
+def load(docker) -> None:
+    """Put the saved settings into the docker's widgets (defaults: the protocol's)."""
+    app = Krita.instance()
+
+    def read(key: str, default: str) -> str:
+        return app.readSetting(GROUP, key, default)
+
+    docker.negative.setText(read("negative_prompt", ""))
+    docker.auto_precision.setChecked(read("precision_auto", "true") == "true")
+    docker.precision.setValue(_int(read("precision", "0"), 0))
+    docker.steps.setValue(_int(read("steps", ""), _default("steps")))
+    docker.random_seed.setChecked(read("random_seed", "true") == "true")
+    docker.seed.setValue(_int(read("seed", "0"), 0))
+    docker.seed.setEnabled(not docker.random_seed.isChecked())
+    docker.variations.setValue(_int(read("variations", ""), _default("variations")))
+    docker.endpoint.setText(read("endpoint", ""))
+    docker.start_command.setText(read("start_command", DEFAULT_START_COMMAND))
+
+
+def save(docker) -> None:
+    """Keep the docker's settings (not the prompt) for the next session."""
+    app = Krita.instance()
+    values = {
+        "negative_prompt": docker.negative.text(),
+        "precision_auto": "true" if docker.auto_precision.isChecked() else "false",
+        "precision": str(docker.precision.value()),
+        "steps": str(docker.steps.value()),
+        "random_seed": "true" if docker.random_seed.isChecked() else "false",
+        "seed": str(docker.seed.value()),
+        "variations": str(docker.variations.value()),
+        "endpoint": docker.endpoint.text().strip(),
+        "start_command": docker.start_command.text().strip(),
+    }
+    for key, value in values.items():
+        app.writeSetting(GROUP, key, value)
+
+
+def _default(name: str) -> int:
+    return protocol.FILL_OPTIONS[name].default
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default

@@ -1,0 +1,143 @@
+"""The editor flow, written once for Krita, GIMP and scripts: selection -> request -> daemon -> layers.
+
+An editor adapter implements `Canvas` (read the selection and the visible pixels, add layers); the
+rest is here: `prepare` reads the canvas and builds the request, `send` runs it on the daemon,
+`place` turns the result into new layers. `fill` does the three in a row; a plugin's GUI runs `send`
+on a worker thread and the other two on its GUI thread. What the user can fix raises an
+EditingError; `editing.user_message(error)` turns anything raised here into one line.
+
+Plain Python like the rest of smartbrush.wire; zmq is imported only by `send`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from smartbrush.wire import editing
+from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
+
+CONNECT_TIMEOUT = 5.0  # seconds for the daemon to accept a job: "no daemon" is said this fast
+SILENCE_TIMEOUT = 60.0  # seconds of silence during a fill; a working daemon speaks every 2 s
+
+
+@dataclass(frozen=True)
+class NewLayer:
+    """A result layer to add: `pixels` cover the fill's context rectangle, 4 bytes a pixel in the
+    canvas' pixel order, transparent where nothing was filled."""
+
+    name: str
+    pixels: bytes
+    visible: bool
+
+
+class Canvas(Protocol):
+    """What the flow needs from an editor's document (one adapter per editor implements it)."""
+
+    pixel_order: str  # where R, G, B, A sit in a 4-byte pixel: "BGRA" (Krita) or "RGBA" (GIMP)
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image in pixels."""
+        ...
+
+    def selection_bounds(self) -> Rect | None:
+        """The selection's bounding box, None when nothing is selected."""
+        ...
+
+    def read_selection(self, rect: Rect) -> bytes:
+        """The selection inside `rect`, 1 byte a pixel (0 unselected .. 255 selected, soft kept)."""
+        ...
+
+    def read_visible(self, rect: Rect) -> bytes:
+        """The visible pixels inside `rect` (4 bytes a pixel in `pixel_order`)."""
+        ...
+
+    def add_layers(self, rect: Rect, layers: list[NewLayer], group: str | None) -> list:
+        """Add `layers` at `rect` above the active layer, the first on top; in a new group named
+        `group` when it is not None. All or nothing, one undo step. Returns the editor's layers."""
+        ...
+
+
+@dataclass
+class PreparedFill:
+    """A fill read from the canvas, ready to send: the result covers `context`."""
+
+    context: Rect
+    request: dict[str, Any]
+
+
+def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None) -> PreparedFill:
+    """Read the selection and the visible pixels around it; raise EditingError if there's a problem."""
+    width, height = canvas.size()
+    bounds = canvas.selection_bounds()
+    bounds = None if bounds is None else _clamp(bounds, width, height)
+    if bounds is None or bounds.is_empty():
+        raise NoSelection(editing.NO_SELECTION_MESSAGE)
+    context = editing.context_rect(bounds, width, height, padding=padding)
+    mask = editing.mask_from_selection(
+        canvas.read_selection(context), context.width, context.height
+    )
+    image = editing.image_from_pixels(
+        canvas.read_visible(context), context.width, context.height, canvas.pixel_order
+    )
+    return PreparedFill(context, editing.build_fill_request(image, mask, options))
+
+
+def send(
+    prepared: PreparedFill,
+    *,
+    endpoint: str | None = None,
+    on_progress: Callable[[dict], Any] | None = None,
+    client_name: str = "smartbrush.wire.flow",
+    connect_timeout: float = CONNECT_TIMEOUT,
+    timeout: float = SILENCE_TIMEOUT,
+) -> dict[str, Any]:
+    """Run the fill on the daemon; returns its result. If `on_progress(message)` returns False the
+    fill is cancelled (FillCancelled)."""
+    from smartbrush.wire.client import Client  # zmq: only when a fill is sent
+
+    with Client(endpoint, timeout=timeout, client_name=client_name) as client:
+        return client.fill(prepared.request, on_progress, connect_timeout=connect_timeout)
+
+
+def result_layers(
+    prepared: PreparedFill, result: dict[str, Any], pixel_order: str
+) -> tuple[list[NewLayer], str | None]:
+    """The layers for a daemon result (and their group's name for variations), checked first so a
+    bad answer adds nothing."""
+    context, prompt = prepared.context, prepared.request["prompt"]
+    images, alphas, seeds = (result.get(key) or [] for key in ("images", "alphas", "seeds"))
+    if not images or not len(images) == len(alphas) == len(seeds):
+        raise EditingError("The daemon's answer was incomplete (no images); nothing was added.")
+    layers = []
+    for index, (image, alpha, seed) in enumerate(zip(images, alphas, seeds, strict=True)):
+        if (image["width"], image["height"]) != (context.width, context.height):
+            raise EditingError(
+                f"The daemon answered with a {image['width']}x{image['height']} image for a "
+                f"{context.width}x{context.height} area; nothing was added."
+            )
+        pixels = editing.layer_pixels(image, alpha, pixel_order)
+        layers.append(NewLayer(editing.layer_name(prompt, seed), pixels, visible=index == 0))
+    group = editing.group_name(prompt, len(layers)) if len(layers) > 1 else None
+    return layers, group
+
+
+def place(canvas: Canvas, prepared: PreparedFill, result: dict[str, Any]) -> list:
+    """Add the result's layers to the canvas; returns the editor's new layers (first on top)."""
+    layers, group = result_layers(prepared, result, canvas.pixel_order)
+    return canvas.add_layers(prepared.context, layers, group)
+
+
+def fill(
+    canvas: Canvas, options: FillOptions, *, padding: int | None = None, **send_options: Any
+) -> list:
+    """prepare -> send -> place; `send_options` are send's keyword arguments."""
+    prepared = prepare(canvas, options, padding=padding)
+    return place(canvas, prepared, send(prepared, **send_options))
+
+
+def _clamp(rect: Rect, width: int, height: int) -> Rect:
+    left, top = max(rect.x, 0), max(rect.y, 0)
+    right, bottom = min(rect.right, width), min(rect.bottom, height)
+    return Rect(left, top, right - left, bottom - top)

@@ -1,0 +1,171 @@
+"""The editor flow (smartbrush.wire.flow), written once for Krita and GIMP, on fake canvases and a real
+daemon serving the tiny model. The real editors run the same code in test_krita.py / test_gimp.py."""
+
+from __future__ import annotations
+
+import pytest
+from daemon_helpers import free_port, running_daemon
+
+from smartbrush.wire import editing, flow
+from smartbrush.wire.client import DaemonUnavailable, EndpointError, FillCancelled
+from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
+
+WIDTH, HEIGHT = 96, 80
+SELECTED = Rect(30, 20, 24, 20)
+
+
+class FakeCanvas:
+    """An editor document in memory: 4-byte pixels in `pixel_order`, a 1-byte selection, a layer
+    stack (a list of dicts, top first) that add_layers changes in one go."""
+
+    def __init__(self, pixel_order: str = "BGRA", selection: Rect | None = SELECTED):
+        self.pixel_order = pixel_order
+        self.pixels = bytes(
+            value
+            for y in range(HEIGHT)
+            for x in range(WIDTH)
+            for value in (x * 2 % 256, y * 3 % 256, 128, 255)
+        )
+        self.selection = bytearray(WIDTH * HEIGHT)
+        if selection is not None:
+            for y in range(selection.y, selection.bottom):
+                start = y * WIDTH + selection.x
+                self.selection[start : start + selection.width] = b"\xff" * selection.width
+        self.stack: list[dict] = [{"name": "Background"}]
+        self.reads: list[Rect] = []
+
+    def size(self) -> tuple[int, int]:
+        return WIDTH, HEIGHT
+
+    def selection_bounds(self) -> Rect | None:
+        return editing.mask_bounds(bytes(self.selection), WIDTH, HEIGHT)
+
+    def read_selection(self, rect: Rect) -> bytes:
+        return b"".join(
+            bytes(self.selection[y * WIDTH + rect.x : y * WIDTH + rect.right])
+            for y in range(rect.y, rect.bottom)
+        )
+
+    def read_visible(self, rect: Rect) -> bytes:
+        self.reads.append(rect)
+        return b"".join(
+            self.pixels[(y * WIDTH + rect.x) * 4 : (y * WIDTH + rect.right) * 4]
+            for y in range(rect.y, rect.bottom)
+        )
+
+    def add_layers(self, rect: Rect, layers: list[flow.NewLayer], group: str | None) -> list:
+        added = [{"name": layer.name, "rect": rect, "layer": layer} for layer in layers]
+        self.stack[:0] = [{"name": group, "children": added}] if group else added
+        return added
+
+
+@pytest.fixture(scope="module")
+def endpoint(tiny_pixel_pipeline):
+    with running_daemon(tiny_pixel_pipeline) as daemon:
+        yield daemon.endpoint
+
+
+def test_prepare_reads_the_selection_with_context_in_the_canvas_pixel_order():
+    canvas = FakeCanvas("RGBA")
+    prepared = flow.prepare(canvas, FillOptions("a red ball", seed=5))
+    padding = editing.context_padding(24, 20)  # 32: clamped to the canvas on the left and top
+    left, top = max(0, 30 - padding), max(0, 20 - padding)
+    right, bottom = min(WIDTH, 54 + padding), min(HEIGHT, 40 + padding)
+    assert prepared.context == Rect(left, top, right - left, bottom - top)
+    request = prepared.request
+    assert request["prompt"] == "a red ball" and request["seed"] == 5
+    image = request["image"]
+    assert (image["width"], image["height"], image["mode"]) == (
+        prepared.context.width,
+        prepared.context.height,
+        "RGB",
+    )
+    # the first pixel is the canvas pixel at the context's corner, R and G where RGBA put them
+    x, y = prepared.context.x, prepared.context.y
+    assert tuple(image["data"][:3]) == (x * 2 % 256, y * 3 % 256, 128)
+    assert max(request["mask"]["data"]) == 255
+
+
+def test_prepare_refuses_no_selection_and_an_empty_prompt_before_reading_pixels():
+    canvas = FakeCanvas(selection=None)
+    with pytest.raises(NoSelection, match="Nothing is selected"):
+        flow.prepare(canvas, FillOptions("a cat"))
+    with pytest.raises(EditingError, match="Describe what to paint"):
+        flow.prepare(FakeCanvas(), FillOptions("   "))
+    with pytest.raises(EditingError, match="Steps must be an integer in \\[1, 200\\]"):
+        flow.prepare(FakeCanvas(), FillOptions("a cat", steps=0))
+    assert canvas.reads == []
+
+
+@pytest.mark.parametrize("order", ["BGRA", "RGBA"])
+def test_a_fill_becomes_one_named_layer_transparent_outside_the_selection(endpoint, order):
+    canvas = FakeCanvas(order)
+    [layer] = flow.fill(canvas, FillOptions("a red ball", seed=7, steps=2), endpoint=endpoint)
+    assert canvas.stack[0] is layer and layer["name"] == "SmartBrush: a red ball (seed 7)"
+    context, pixels = layer["rect"], layer["layer"].pixels
+    assert len(pixels) == context.width * context.height * 4
+    alpha_at = "BGRA".index("A") if order == "BGRA" else 3
+    selection = canvas.read_selection(context)
+    alpha = pixels[alpha_at::4]
+    assert all(a == 0 for a, s in zip(alpha, selection, strict=True) if s == 0)
+    assert sum(1 for a, s in zip(alpha, selection, strict=True) if s and a) > 0
+
+
+def test_variations_go_into_one_group_the_first_on_top_and_visible(endpoint):
+    canvas = FakeCanvas()
+    layers = flow.fill(
+        canvas, FillOptions("a cat", seed=3, steps=2, variations=2), endpoint=endpoint
+    )
+    group = canvas.stack[0]
+    assert group["name"] == "SmartBrush: a cat (2 variations)"
+    assert [entry["name"] for entry in group["children"]] == [
+        "SmartBrush: a cat (seed 3)",
+        "SmartBrush: a cat (seed 4)",
+    ]
+    assert [entry["layer"].visible for entry in layers] == [True, False]
+
+
+def test_a_bad_answer_adds_nothing():
+    canvas = FakeCanvas()
+    prepared = flow.prepare(canvas, FillOptions("a cat"))
+    for result in ({"images": [], "alphas": [], "seeds": []}, {"images": [{}], "seeds": [1]}):
+        with pytest.raises(EditingError, match="nothing was added"):
+            flow.place(canvas, prepared, result)
+    small = {"width": 4, "height": 4, "mode": "RGB", "data": bytes(48)}
+    alpha = {"width": 4, "height": 4, "mode": "L", "data": bytes(16)}
+    with pytest.raises(EditingError, match="4x4 image .* nothing was added"):
+        flow.place(canvas, prepared, {"images": [small], "alphas": [alpha], "seeds": [1]})
+    assert canvas.stack == [{"name": "Background"}]
+
+
+def test_no_daemon_is_said_within_the_connect_timeout_and_changes_nothing():
+    canvas = FakeCanvas()
+    down = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(DaemonUnavailable, match="within 0.5 s") as caught:
+        flow.fill(canvas, FillOptions("a cat"), endpoint=down, connect_timeout=0.5)
+    assert canvas.stack == [{"name": "Background"}]
+    assert editing.user_message(caught.value, down) == (
+        f"The SmartBrush daemon is not answering at {down}."
+    )
+
+
+def test_a_mistyped_endpoint_is_named_as_the_endpoint():
+    with pytest.raises(EndpointError) as caught:
+        flow.fill(FakeCanvas(), FillOptions("a cat"), endpoint="localhost:5737")
+    message = editing.user_message(caught.value)
+    assert message.startswith(
+        "Check the daemon endpoint: 'localhost:5737' is not a daemon endpoint"
+    )
+
+
+def test_returning_false_from_on_progress_cancels_and_adds_nothing(endpoint):
+    canvas = FakeCanvas()
+    with pytest.raises(FillCancelled) as caught:
+        flow.fill(
+            canvas,
+            FillOptions("a cat", steps=50),
+            endpoint=endpoint,
+            on_progress=lambda message: message["type"] != "progress",
+        )
+    assert editing.user_message(caught.value) == "Cancelled."
+    assert canvas.stack == [{"name": "Background"}]
