@@ -15,11 +15,13 @@ import ipaddress
 import itertools
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,10 +30,9 @@ import zmq
 
 from smartbrush import __version__, images
 from smartbrush.daemon import config
-from smartbrush.jobs import FillJob, decode_job, run_job
-from smartbrush.loading import load_pipeline, resolve_devices
+from smartbrush.jobs import FillJob, accept_job, run_job
 from smartbrush.wire import protocol
-from smartbrush.wire.errors import UserError
+from smartbrush.wire.errors import UserError, first_line
 
 log = logging.getLogger("smartbrushd")
 
@@ -126,21 +127,27 @@ class Daemon:
 
     `pipelines` is one pipeline or a list (one worker per pipeline, e.g. one per GPU). Tests start it in a
     thread with an already-built pipeline: `endpoint = daemon.bind(); Thread(target=daemon.run).start()`.
+    Or `load`, a function returning that list, which run() calls on a thread of its own: the daemon
+    answers (hello, status, cancel, and queues fills) while the model loads.
     """
 
     def __init__(
         self,
-        pipelines: Any,
+        pipelines: Any = None,
         endpoint: str = protocol.DEFAULT_ENDPOINT,
         *,
+        load: Callable[[], list[Any]] | None = None,
         model_name: str = "custom",
         curve_dir: str | Path | None = None,
         max_queue: int = 16,
     ) -> None:
-        self.pipelines = list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]
-        for pipeline in self.pipelines:  # progress goes to clients, not to the daemon's stderr
-            if hasattr(pipeline, "set_progress_bar_config"):
-                pipeline.set_progress_bar_config(disable=True)
+        if (pipelines is None) == (load is None):
+            raise TypeError("give the daemon either pipelines or a load function")
+        self.pipelines: list[Any] = []
+        if pipelines is not None:
+            self._use(list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines])
+        self._load = load
+        self.load_error: str | None = None  # why `load` failed (the daemon then stops)
         self.requested_endpoint = endpoint
         self.endpoint = endpoint
         self.model_name = model_name
@@ -164,6 +171,12 @@ class Daemon:
         self._workers: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
+    def _use(self, pipelines: list[Any]) -> None:
+        for pipeline in pipelines:  # progress goes to clients, not to the daemon's stderr
+            if hasattr(pipeline, "set_progress_bar_config"):
+                pipeline.set_progress_bar_config(disable=True)
+        self.pipelines = pipelines
+
     def bind(self) -> str:
         """Bind the ROUTER socket; returns the actual endpoint (port resolved for tcp://...:*)."""
         if self._router is not None:
@@ -190,6 +203,7 @@ class Daemon:
         import zmq.auth
         from zmq.auth.thread import ThreadAuthenticator
 
+        assert self.curve_dir is not None  # only called with CURVE keys
         secret_file = self.curve_dir / "server.key_secret"
         authorized = self.curve_dir / "authorized_clients"
         try:
@@ -221,51 +235,77 @@ class Daemon:
         """Serve until stop(): the main loop of the main thread."""
         self.bind()
         router = self._router
+        assert router is not None  # bound above
         pull = self._context.socket(zmq.PULL)
         pull.bind(self._inproc)
-        for index, pipeline in enumerate(self.pipelines):
-            worker = threading.Thread(
-                target=self._work, args=(pipeline,), name=f"smartbrush-worker-{index}", daemon=True
-            )
-            worker.start()
-            self._workers.append(worker)
+        if self._load is None:
+            self._start_workers()
+        else:
+            threading.Thread(
+                target=self._load_then_work, name="smartbrush-load", daemon=True
+            ).start()
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         log.info(
-            "listening on %s (model %s, %d worker(s))",
+            "listening on %s (model %s%s)",
             self.endpoint,
             self.model_name,
-            len(self._workers),
+            f", {len(self._workers)} worker(s)" if self._workers else ", loading",
         )
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(POLL_MS))
                 if pull in events:
-                    self._forward_worker_messages(pull)
+                    self._forward_worker_messages(router, pull)
                 if router in events:
                     self._handle_requests(router)
                 self._send_keepalives(router)
         finally:
             self._shutdown(router, pull)
 
+    def _start_workers(self) -> None:
+        for index, pipeline in enumerate(self.pipelines):
+            worker = threading.Thread(
+                target=self._work, args=(pipeline,), name=f"smartbrush-worker-{index}", daemon=True
+            )
+            worker.start()
+            self._workers.append(worker)
+
+    def _load_then_work(self) -> None:
+        """The loading thread: load the model(s), then start one worker each; stop on failure."""
+        started = time.monotonic()
+        try:
+            assert self._load is not None  # only started with a load function
+            pipelines = self._load()
+        except Exception as error:  # a bad model name, a broken folder, a missing device
+            self.load_error = first_line(error)
+            log.error("cannot load model %s: %s", self.model_name, self.load_error)
+            self.stop()
+            return
+        self._use(pipelines)
+        log.info("model %s loaded in %.1f s", self.model_name, time.monotonic() - started)
+        if not self._stop.is_set():
+            self._start_workers()
+
     def _shutdown(self, router: zmq.Socket, pull: zmq.Socket) -> None:
         log.info("shutting down")
         self._stopping = True
+        why = "the daemon is shutting down"
+        if self.load_error:
+            why += f": it cannot load model {self.model_name} ({self.load_error})"
         for job in self.queue.close():
-            self._send_final(
-                router, job, self._error(job, protocol.SHUTTING_DOWN, "the daemon is shutting down")
-            )
+            self._send_final(router, job, self._error(job, protocol.SHUTTING_DOWN, why))
         for job in self.jobs.values():
             job.cancel.set()  # running jobs stop at their next step
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while any(worker.is_alive() for worker in self._workers) and time.monotonic() < deadline:
             if pull.poll(100):
-                self._forward_worker_messages(pull)
+                self._forward_worker_messages(router, pull)
             for worker in self._workers:
                 worker.join(timeout=0)
         if pull.poll(0):
-            self._forward_worker_messages(pull)
+            self._forward_worker_messages(router, pull)
         pull.close(linger=0)
         router.close(linger=1000)
         self._router = None
@@ -333,7 +373,7 @@ class Daemon:
             raise protocol.ProtocolError(
                 protocol.QUEUE_FULL, f"{len(self.queue)} jobs are already waiting; try again later"
             )
-        job = decode_job(request)
+        job = accept_job(request)
         job.job_id = uuid.uuid4().hex[:16]
         job.identity = identity
         job.sequence = next(self._sequence)
@@ -344,8 +384,7 @@ class Daemon:
         log.info(
             "job %s accepted: %dx%d, %d steps, %d variation(s), %d waiting ahead",
             job.job_id,
-            job.image.width,
-            job.image.height,
+            *job.size,
             job.request["steps"],
             job.request["variations"],
             position,
@@ -364,24 +403,33 @@ class Daemon:
             raise protocol.ProtocolError(protocol.UNKNOWN_JOB, f"no queued or running job {job_id}")
         job.cancel.set()
         if self.queue.remove(job):  # still waiting: answer its client now
+            assert self._router is not None  # requests only arrive while it is bound
             self._send_final(self._router, job, self._job_message(job, protocol.CANCELLED))
         log.info("job %s cancel requested", job_id)
         return {"type": protocol.OK, "request_id": request_id, "job_id": job_id}
 
     def info(self) -> dict[str, Any]:
-        pipeline = self.pipelines[0]
-        levels = getattr(getattr(pipeline, "config", None), "num_precision_levels", None)
-        if levels is None:
-            from smartbrush.masks import NUM_LEVELS as levels
+        """What the daemon serves; while the model loads, "loading" is true and what only the
+        loaded model knows (devices, dtype, resolution, precision levels) is None."""
+        pipelines = self.pipelines
+        pipeline = pipelines[0] if pipelines else None
+        levels = None
+        if pipeline is not None:
+            levels = getattr(getattr(pipeline, "config", None), "num_precision_levels", None)
+            if levels is None:
+                from smartbrush.masks import NUM_LEVELS as levels
         return {
             "type": protocol.INFO,
             "protocol_version": protocol.PROTOCOL_VERSION,
             "daemon_version": __version__,
             "model": self.model_name,
-            "devices": [str(getattr(p, "device", "cpu")) for p in self.pipelines],
-            "device": str(getattr(pipeline, "device", "cpu")),
-            "dtype": str(getattr(pipeline, "dtype", "")).replace("torch.", ""),
-            "num_precision_levels": int(levels),
+            "loading": pipeline is None,
+            "devices": [str(getattr(p, "device", "cpu")) for p in pipelines],
+            "device": None if pipeline is None else str(getattr(pipeline, "device", "cpu")),
+            "dtype": None
+            if pipeline is None
+            else str(getattr(pipeline, "dtype", "")).replace("torch.", ""),
+            "num_precision_levels": None if levels is None else int(levels),
             "resolution": getattr(pipeline, "resolution", None),
             "curve": self.curve_dir is not None,
             "endpoint": self.endpoint,
@@ -424,7 +472,9 @@ class Daemon:
             self.jobs_done += 1
         self._last_sent.pop(job_id, None)
 
-    def _forward_worker_messages(self, pull: zmq.Socket, budget: int = 256) -> None:
+    def _forward_worker_messages(
+        self, router: zmq.Socket, pull: zmq.Socket, budget: int = 256
+    ) -> None:
         for _ in range(budget):
             try:
                 job_id, final, payload = pull.recv_multipart(flags=zmq.NOBLOCK, copy=False)
@@ -433,7 +483,7 @@ class Daemon:
             job = self.jobs.get(job_id.bytes.decode())
             if job is None:
                 continue
-            self._router.send_multipart([job.identity, payload], copy=False)
+            router.send_multipart([job.identity, payload], copy=False)
             self._last_sent[job.job_id] = time.monotonic()
             if final.bytes == b"1":
                 self._finish(job.job_id)
@@ -502,6 +552,9 @@ class Daemon:
             return self._error(
                 job, protocol.OUT_OF_MEMORY, f"out of memory: {error}".splitlines()[0]
             )
+        if isinstance(error, protocol.ProtocolError):  # pixels that do not decode
+            log.info("job %s: %s", job.job_id, error.message)
+            return self._error(job, error.code, error.message)
         if isinstance(error, ValueError):  # the pipeline's word for bad input
             log.info("job %s rejected by the pipeline: %s", job.job_id, error)
             return self._error(job, protocol.BAD_REQUEST, str(error))
@@ -523,7 +576,7 @@ def _free_cuda_cache() -> None:
 # --- entry point --------------------------------------------------------------------------------
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(
-        prog="smartbrushd", description=__doc__.splitlines()[0]
+        prog="smartbrushd", description=(__doc__ or "").splitlines()[0]
     )
     config.add_arguments(parser)
     return parser
@@ -551,34 +604,48 @@ def setup_logging(settings: config.Settings) -> Path | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Start the daemon from parsed arguments (shared by `smartbrushd` and `smartbrush serve`)."""
+    """Start the daemon from parsed arguments (shared by `smartbrushd` and `smartbrush serve`).
+
+    It listens first and loads the model on a thread (torch and diffusers take seconds to import),
+    so clients hear from it at once; fills wait in the queue until the model is there.
+    """
     settings = config.load_settings(args)
     log_path = setup_logging(settings)
-    check_endpoint(settings.endpoint, settings.curve_dir)  # before loading the model: fail fast
-    if settings.threads:
-        import torch
 
-        torch.set_num_threads(settings.threads)
-    devices = resolve_devices(settings.device)
-    log.info(
-        "loading model %s on %s%s",
-        settings.model,
-        ", ".join(devices),
-        f" (log: {log_path})" if log_path else "",
-    )
-    pipelines = [load_pipeline(settings.model, device, settings.dtype) for device in devices]
+    def load() -> list[Any]:
+        from smartbrush.loading import load_pipeline, resolve_devices
+
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)
+        devices = resolve_devices(settings.device)
+        log.info("loading model %s on %s", settings.model, ", ".join(devices))
+        return [load_pipeline(settings.model, device, settings.dtype) for device in devices]
+
     daemon = Daemon(
-        pipelines,
-        settings.endpoint,
+        endpoint=settings.endpoint,
+        load=load,
         model_name=settings.model,
         curve_dir=settings.curve_dir or None,
         max_queue=settings.max_queue,
     )
     endpoint = daemon.bind()
-    print(f"smartbrushd {__version__} listening on {endpoint}", file=sys.stderr, flush=True)
+    where = f" (log: {log_path})" if log_path else ""
+    print(f"smartbrushd {__version__} listening on {endpoint}{where}", file=sys.stderr, flush=True)
+    signalled = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        signalled.append(signum)
+        daemon.stop()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: daemon.stop())
+        signal.signal(signum, on_signal)
     daemon.run()
+    if signalled:  # told to end: the process goes now, sockets closed and logs flushed
+        exit_now(0)
+    if daemon.load_error:
+        raise UserError(f"cannot load model {settings.model}: {daemon.load_error}")
     return 0
 
 
@@ -589,6 +656,15 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError) as error:
         print(f"smartbrushd: error: {error}", file=sys.stderr)
         return 2
+
+
+def exit_now(code: int) -> None:
+    """Leave the process without Python's teardown of torch and diffusers (about a second): the
+    daemon has closed its sockets and the logs are flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

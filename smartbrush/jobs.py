@@ -1,7 +1,9 @@
 """One fill, from a validated request to a result map: shared by the daemon's workers and `fill --local`.
 
-decode_job() runs when a request arrives (decode images, cheap checks: errors come back at once, before
-the job is queued); run_job() runs the pipeline on a worker and encodes the result.
+accept_job() runs when a request arrives, on the daemon's ROUTER thread: the protocol's checks only
+(sizes and lengths; PNGs by their header), so bad input is answered at once and nothing slow stalls
+the other clients. run_job() runs on a worker: it decodes the images (a 16 MP PNG takes a while),
+runs the pipeline and encodes the result.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from smartbrush import images
@@ -23,12 +24,10 @@ StepCallback = Callable[[int, int, Image.Image | None], None]  # (step, total, p
 
 @dataclass(eq=False)  # jobs compare by identity (queue removal), never by their pixels
 class FillJob:
-    """A decoded, validated fill waiting for (or running on) a worker."""
+    """A validated fill waiting for (or running on) a worker; its images are decoded there."""
 
     request: dict[str, Any]  # the normalised request (protocol.validate_fill), pixel data dropped
-    image: Image.Image  # RGB
-    mask: Image.Image  # L
-    from_box: bool
+    source: dict[str, Any]  # the wire images: "image" and "mask" (None for a box)
     job_id: str = ""
     identity: bytes = b""  # the ROUTER identity of the client that sent it
     sequence: int = 0  # acceptance order
@@ -38,33 +37,34 @@ class FillJob:
     step: int = 0
     running: bool = False
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image, known before decoding (a PNG's from its header)."""
+        return self.source["image"]["width"], self.source["image"]["height"]
 
-def decode_job(request: dict[str, Any]) -> FillJob:
-    """Validate and decode a fill request. Raises protocol.ProtocolError for bad input."""
-    start = time.perf_counter()
+    def decode(self) -> tuple[Image.Image, Image.Image]:
+        """(RGB image, L mask); raises protocol.ProtocolError for pixels that do not decode."""
+        start = time.perf_counter()
+        image = images.to_pil(self.source["image"], "RGB")
+        if self.request["box"] is not None:
+            mask = images.rectangle_mask(self.request["box"], image.width, image.height)
+        else:
+            mask = images.to_pil(self.source["mask"], "L")
+            if mask.size != image.size:  # a PNG's size is only checked once decoded
+                raise protocol.ProtocolError(
+                    protocol.BAD_REQUEST,
+                    f"mask is {mask.width}x{mask.height} but image is {image.width}x{image.height}",
+                )
+        self.decode_seconds = time.perf_counter() - start
+        return image, mask
+
+
+def accept_job(request: dict[str, Any]) -> FillJob:
+    """Validate a fill request (no decoding). Raises protocol.ProtocolError for bad input."""
     request = protocol.validate_fill(request)
-    image = images.to_pil(request["image"], "RGB")
-    if request["box"] is not None:
-        mask = images.rectangle_mask(request["box"], image.width, image.height)
-    else:
-        mask = images.to_pil(request["mask"], "L")
-        if mask.size != image.size:  # PNG sizes are only known after decoding
-            raise protocol.ProtocolError(
-                protocol.BAD_REQUEST,
-                f"mask is {mask.width}x{mask.height} but image is {image.width}x{image.height}",
-            )
-        if np.asarray(mask).max() < 128:
-            raise protocol.ProtocolError(
-                protocol.BAD_REQUEST, "mask is empty: no pixel is 128 or more (selected)"
-            )
+    source = {"image": request["image"], "mask": request["mask"]}
     slim = {key: value for key, value in request.items() if key not in ("image", "mask")}
-    return FillJob(
-        request=slim,
-        image=image,
-        mask=mask,
-        from_box=request["box"] is not None,
-        decode_seconds=time.perf_counter() - start,
-    )
+    return FillJob(request=slim, source=source)
 
 
 def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -> dict[str, Any]:
@@ -72,13 +72,9 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
 
     Raises smartbrush.pipeline.GenerationCancelled when job.cancel is set (checked after every step).
     """
-    from smartbrush import masks
     from smartbrush.pipeline import GenerationCancelled
 
     request = job.request
-    precision = request["precision"]
-    if precision == protocol.PRECISION_AUTO:
-        precision = 1.0 if job.from_box else masks.auto_precision(np.asarray(job.mask))
     total = request["steps"]
     interval = request["preview_interval"]
 
@@ -100,13 +96,14 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
     if job.cancel.is_set():
         raise GenerationCancelled(f"job {job.job_id} cancelled")
     started_at = time.monotonic()
+    image, mask = job.decode()
     start = time.perf_counter()
     output = pipeline(
-        image=job.image,
-        mask=job.mask,
+        image=image,
+        mask=mask,
         prompt=request["prompt"],
         negative_prompt=request["negative_prompt"],
-        precision=precision,
+        precision=request["precision"],  # "auto" too: the pipeline resolves it (a box gives 1.0)
         num_inference_steps=total,
         guidance_scale=request["guidance"],
         seed=request["seed"],
@@ -120,7 +117,7 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
         "alphas": [images.from_pil(alpha, "L") for alpha in output.alphas],
         "masks": [images.from_pil(mask, "L") for mask in output.masks],
         "seeds": [int(seed) for seed in output.seeds],
-        "precision": float(precision),
+        "precision": float(output.precision),
     }
     result["timings"] = {
         "decode": job.decode_seconds,

@@ -1,12 +1,20 @@
 """SmartBrushPipeline: text + shape guided object inpainting with background preservation.
 
-    1. crop a context region around the mask and resize it to the model's resolution
-    2. coarse mask m_s from the mask and the precision level s
-    3. masked-noise start: noise inside m_s, the image outside
-    4. denoise with classifier-free guidance; the UNet also predicts the object's mask, and from an early
-       step on only the (dilated) predicted mask is regenerated, the rest of m_s is reset to the noised
-       background: x_t <- x_t * m_hat + noised(x_0, t) * (1 - m_hat)
-    5. paste the result back in pixel space with a soft edge, only inside the given mask
+The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet input with the same ones):
+
+    check_inputs          every argument check, before any work
+    resolve_precision     "auto" -> a number, here only (the daemon and `fill` pass "auto" through)
+    crop_region, prepare_crop
+                          a context region around the mask, resized to the model's resolution
+    prepare_mask_latents  the coarse mask m_s at precision level s, at the UNet's resolution
+    prepare_masked_image_latents
+                          the encoded x_0 * (1 - m_s)
+    prepare_latents       the masked-noise start: noise inside m_s, the noised image outside
+    the denoising loop    predict_noise (classifier-free guidance, predicted object mask), the scheduler's
+                          step, then update_region: from an early step on only the (dilated) predicted
+                          mask m_hat is regenerated, the rest is reset to the noised background:
+                          x_t <- x_t * m_hat + noised(x_0, t) * (1 - m_hat)
+    paste                 back into the original image with a soft edge, only inside the given mask
 
 Pixel-space models (vae=None, the demo) and latent models (AutoencoderKL) go through the same code.
 """
@@ -14,6 +22,7 @@ Pixel-space models (vae=None, the demo) and latent models (AutoencoderKL) go thr
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +40,7 @@ from scipy import ndimage
 
 from smartbrush import masks
 from smartbrush.model import has_mask_head, precision_class_labels, unet_image_channels
+from smartbrush.wire.editing import context_padding
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +65,12 @@ class SmartBrushPipelineOutput(BaseOutput):
         PIL.Image.Image
     ]  # paste alpha (L): where and how much each result changed the image
     seeds: list[int]  # seeds[i] reproduces images[i] alone
+    precision: float  # the precision used: the one asked for, or what "auto" resolved to
+
+
+def masked_blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`inside` where mask is 1, `outside` where it is 0: every "noise only inside m_s" of the method."""
+    return inside * mask + outside * (1 - mask)
 
 
 class SmartBrushPipeline(DiffusionPipeline):
@@ -133,10 +149,11 @@ class SmartBrushPipeline(DiffusionPipeline):
         full_lengths = [len(ids) for ids in self.tokenizer(prompts).input_ids]
         if max(full_lengths) > max_length:
             logger.warning("prompt longer than %d tokens: truncated", max_length)
+        device = self._execution_device  # not text_encoder.device: with offload it waits on the CPU
         kwargs = {}
         if getattr(self.text_encoder.config, "model_type", "") != "clip_text_model":
-            kwargs["attention_mask"] = tokens.attention_mask.to(self.text_encoder.device)
-        embeddings = self.text_encoder(tokens.input_ids.to(self.text_encoder.device), **kwargs)[0]
+            kwargs["attention_mask"] = tokens.attention_mask.to(device)
+        embeddings = self.text_encoder(tokens.input_ids.to(device), **kwargs)[0]
         return embeddings.to(self.unet.dtype)
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -153,14 +170,15 @@ class SmartBrushPipeline(DiffusionPipeline):
         latents = latents / self.vae.config.scaling_factor
         return self.vae.decode(latents.to(self.vae.dtype)).sample.clamp(-1, 1)
 
-    def unet_input(self, noisy, coarse_mask, masked_image) -> torch.Tensor:
+    @staticmethod
+    def unet_input(noisy, coarse_mask, masked_image) -> torch.Tensor:
         """The SmartBrush input layout: cat[x_t, m_s, encoded x_0 * (1 - m_s)]."""
         return torch.cat([noisy, coarse_mask, masked_image], dim=1)
 
     def class_labels(self, level: int, batch: int) -> torch.Tensor | None:
         if self.unet.config.class_embed_type is None:
             return None
-        levels = torch.full((batch,), level, device=self.unet.device)
+        levels = torch.full((batch,), level, device=self._execution_device)
         return precision_class_labels(levels, self.num_levels)
 
     @torch.no_grad()
@@ -168,6 +186,224 @@ class SmartBrushPipeline(DiffusionPipeline):
         """The current state of the first image, at the model's resolution."""
         pixels = self.decode_image(latents[:1].to(self.unet.dtype))
         return self.image_processor.postprocess(pixels.float(), output_type="pil")[0]
+
+    # -- the stages of __call__, in order (training shares the m_s and masked-image ones) ----------
+
+    def check_inputs(
+        self,
+        image: Any,
+        mask: Any,
+        prompt: Any,
+        precision: float | str,
+        num_inference_steps: int,
+        num_images_per_prompt: int,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> tuple[PIL.Image.Image, np.ndarray]:
+        """Raise ValueError for a bad argument; returns the image (RGB or RGBA) and the 8-bit mask."""
+        original = _as_rgb_image(image)
+        given_mask = _as_mask(mask, original.size)
+        if not (given_mask >= 128).any():
+            raise ValueError("the mask is empty: select the region to fill (mask values >= 128)")
+        if precision != "auto":
+            self.precision_level(precision)
+        if not isinstance(prompt, str):
+            raise ValueError("prompt must be a string")
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if int(num_images_per_prompt) < 1:
+            raise ValueError(
+                f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}"
+            )
+        unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs: unknown {sorted(unknown)}, "
+                f"choose from {self._callback_tensor_inputs}"
+            )
+        return original, given_mask
+
+    @staticmethod
+    def resolve_precision(precision: float | str, mask: np.ndarray) -> float:
+        """The precision to use: "auto" means 1 (the box) for a rectangle, else the feather decides."""
+        return masks.auto_precision(mask) if precision == "auto" else float(precision)
+
+    def precision_level(self, p: float) -> int:
+        try:
+            p = float(p)
+        except (TypeError, ValueError):
+            raise ValueError(f"precision must be a number in [0, 1] or 'auto', got {p!r}") from None
+        return masks.precision_to_level(p, self.num_levels)
+
+    def crop_region(
+        self, binary: np.ndarray, padding: int | str | None
+    ) -> tuple[int, int, int, int]:
+        """(x1, y1, x2, y2) of the square context region around the mask, clamped to the image.
+
+        "auto" padding is the editors' rule (wire.editing.context_padding), so an editor's crop and
+        this one agree."""
+        height, width = binary.shape
+        if padding is None or binary.all():
+            return 0, 0, width, height
+        if padding == "auto":
+            top, left, bottom, right = masks.bounding_box(binary)
+            padding = context_padding(right - left, bottom - top)
+        mask_image = PIL.Image.fromarray(binary.astype(np.uint8) * 255)
+        return VaeImageProcessor.get_crop_region(
+            mask_image, self.resolution, self.resolution, int(padding)
+        )
+
+    def prepare_crop(
+        self,
+        original: PIL.Image.Image,
+        binary: np.ndarray,
+        crop: tuple[int, int, int, int],
+        level: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crop at the model's resolution, in the UNet's dtype: pixels in [-1, 1], (1, 3, res, res),
+        and the coarse mask m_s at precision level s, (1, 1, res, res)."""
+        res, dtype = self.resolution, self.unet.dtype
+        crop_image = original.convert("RGB").crop(crop).resize((res, res), PIL.Image.BICUBIC)
+        crop_mask = PIL.Image.fromarray(binary.astype(np.uint8) * 255).crop(crop)
+        work_mask = np.asarray(crop_mask.resize((res, res), PIL.Image.BILINEAR))
+        coarse = masks.precision_mask(work_mask >= 128, level, self.num_levels)
+        pixels = self.image_processor.preprocess(crop_image).to(device, dtype)
+        return pixels, torch.from_numpy(coarse).to(device, dtype)[None, None]
+
+    @staticmethod
+    def prepare_mask_latents(coarse_mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """m_s at the UNet's resolution, (B, 1, h, w): a cell is in it if any of its pixels is."""
+        return (F.interpolate(coarse_mask, size=size, mode="area") > 0).to(coarse_mask.dtype)
+
+    def prepare_masked_image_latents(
+        self, pixels: torch.Tensor, coarse_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The encoded x_0 * (1 - m_s): what the UNet knows of the image."""
+        return self.encode_image(pixels * (1 - coarse_mask))
+
+    def prepare_prompt_embeds(
+        self, prompt: str, negative_prompt: str | None, batch: int, guided: bool
+    ) -> torch.Tensor:
+        """The text embeddings; with guidance cat[negative, prompt] for the batched double pass."""
+        if not prompt.strip() and self.config.removal_prompt:
+            prompt = self.config.removal_prompt  # nothing asked for: erase, continue the background
+        text = self.encode_prompt([prompt] * batch)
+        if guided:
+            text = torch.cat([self.encode_prompt([negative_prompt or ""] * batch), text])
+        return text
+
+    def prepare_timesteps(self, num_inference_steps: int, device: torch.device) -> torch.Tensor:
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(0)
+        return self.scheduler.timesteps
+
+    def prepare_latents(
+        self, x0: torch.Tensor, m_s: torch.Tensor, seeds: list[int], timesteps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masked-noise start and its noise: noise inside m_s, x_0 noised to the first step outside.
+
+        Each image's noise comes from its own CPU generator, so seeds[i] reproduces image i alone."""
+        noise = torch.cat(
+            [
+                torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(s))[None]
+                for s in seeds
+            ]
+        ).to(x0.device, self.unet.dtype)
+        noised_background = self.scheduler.add_noise(x0, noise, timesteps[:1].repeat(len(seeds)))
+        return masked_blend(noise * self.scheduler.init_noise_sigma, noised_background, m_s), noise
+
+    def predict_noise(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        x0: torch.Tensor,
+        input_mask: torch.Tensor,
+        masked_image: torch.Tensor,
+        text: torch.Tensor,
+        class_labels: torch.Tensor | None,
+        guidance_scale: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One UNet pass: (guided noise, object-mask logits, |eps(prompt) - eps(negative)| or None)."""
+        c = self.image_channels
+        noisy = masked_blend(self.scheduler.scale_model_input(latents, t), x0, input_mask)
+        model_input = self.unet_input(noisy, input_mask, masked_image)
+        guided = guidance_scale > 1.0
+        if guided:
+            model_input = torch.cat([model_input] * 2)
+        output = self.unet(model_input, t, text, class_labels=class_labels).sample
+        if not guided:
+            return output[:, :c], output[:, c:], None
+        uncond, cond = output.chunk(2)
+        difference = cond[:, :c] - uncond[:, :c]
+        noise = uncond[:, :c] + guidance_scale * difference
+        return noise, cond[:, c:], difference.abs().mean(1, keepdim=True)
+
+    def predict_object_mask(
+        self,
+        mask_logits: torch.Tensor,
+        text_effect: torch.Tensor,
+        m_s: torch.Tensor,
+        guided: bool,
+    ) -> torch.Tensor:
+        """The object's mask inside m_s: from the mask head, else (compat mode, no mask head, e.g. stock
+        SD-inpainting) estimated training-free from where the prompt changes the noise prediction
+        (DiffEdit, from the guidance pass run anyway), else m_s itself."""
+        if has_mask_head(self.unet):
+            return (mask_logits > 0).to(m_s.dtype) * m_s
+        return diffedit_mask(text_effect, m_s) if guided else m_s
+
+    def update_region(
+        self,
+        latents: torch.Tensor,
+        object_mask: torch.Tensor,
+        m_s: torch.Tensor,
+        m_hat: torch.Tensor,
+        x0: torch.Tensor,
+        noise: torch.Tensor,
+        next_timestep: torch.Tensor,
+        refine: bool,
+        mask_dilation: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The region-update step that keeps the background: (x_t, m_hat) after a scheduler step.
+
+        refine: from now on regenerate only the predicted object mask (dilated, inside m_s). Outside
+        m_hat, x_t is reset to x_0 noised to `next_timestep` (shape (1,); empty after the last step:
+        x_0 itself)."""
+        if refine:
+            dilated = F.max_pool2d(object_mask, 2 * mask_dilation + 1, 1, mask_dilation) * m_s
+            has_object = dilated.flatten(1).any(1).view(-1, 1, 1, 1)
+            m_hat = torch.where(has_object, dilated, m_s)  # no object found: keep the whole m_s
+        if len(next_timestep):
+            background = self.scheduler.add_noise(x0, noise, next_timestep.repeat(len(x0)))
+        else:
+            background = x0
+        return masked_blend(latents, background, m_hat), m_hat
+
+    def paste(
+        self,
+        original: PIL.Image.Image,
+        given_mask: np.ndarray,
+        latents: torch.Tensor,
+        m_hat: torch.Tensor,
+        object_mask: torch.Tensor,
+        crop: tuple[int, int, int, int],
+    ) -> tuple[list[PIL.Image.Image], list[PIL.Image.Image], list[PIL.Image.Image]]:
+        """Decode the results and paste each into the original with a soft edge, only inside the given
+        mask; returns (images, full-size object masks, full-size paste alphas)."""
+        pixels = self.decode_image(latents).float()
+        generated = self.image_processor.postprocess(pixels, output_type="np")
+        given = given_mask[crop[1] : crop[3], crop[0] : crop[2]]
+        images, object_masks, alphas = [], [], []
+        for k in range(len(generated)):
+            region = _upsample_mask(m_hat[k, 0], crop)
+            alpha = _soft_edge(region) * (given / 255.0)
+            images.append(_paste(original, generated[k], crop, alpha))
+            alphas.append(_full_size(alpha, crop, original.size, scale=255))
+            # the object lies inside the given mask: latent cells at its edge must not spill past it
+            inside = _upsample_mask(object_mask[k, 0], crop) & (given > 0)
+            object_masks.append(_full_size(inside, crop, original.size))
+        return images, object_masks, alphas
 
     # -- the method -----------------------------------------------------------------------------
 
@@ -194,167 +430,72 @@ class SmartBrushPipeline(DiffusionPipeline):
     ) -> SmartBrushPipelineOutput:
         """Fill `mask` in `image` with an object described by `prompt`.
 
-        precision: 0 = follow the mask's exact shape ... 1 = anywhere inside its bounding box, or "auto"
-        (a rectangle means the box, otherwise the selection's feather decides). padding_mask_crop: context
-        in pixels around the mask ("auto": half the object's size, at least 16; None: the whole image).
-        mask_blend_start: fraction of the steps after which only the predicted object mask is regenerated.
-        blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a text-to-image task
-        (whole-image mask) and the known region is only replaced after every step.
+        precision: 0 = follow the mask's exact shape ... 1 = anywhere inside its bounding box, or
+        "auto" (a rectangle means the box, otherwise the selection's feather decides).
+        padding_mask_crop: context in pixels around the mask ("auto": half the object's larger side,
+        at least 32, the editors' rule wire.editing.context_padding; None: the whole image).
+        mask_blend_start: fraction of the steps after which only the predicted object mask is
+        regenerated. blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a
+        text-to-image task (whole-image mask) and the known region is only replaced after every step.
         """
-        original = _as_rgb_image(image)
-        given_mask = _as_mask(mask, original.size)
-        binary = given_mask >= 128
-        if not binary.any():
-            raise ValueError("the mask is empty: select the region to fill (mask values >= 128)")
-        if precision == "auto":
-            precision = masks.auto_precision(given_mask)
+        names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
+        original, given_mask = self.check_inputs(
+            image, mask, prompt, precision, num_inference_steps, num_images_per_prompt, names
+        )
+        precision = self.resolve_precision(precision, given_mask)
         level = self.precision_level(precision)
-        if not isinstance(prompt, str):
-            raise ValueError("prompt must be a string")
-        if not prompt.strip() and self.config.removal_prompt:
-            prompt = self.config.removal_prompt  # nothing asked for: erase, continue the background
-        if int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-        if int(num_images_per_prompt) < 1:
-            raise ValueError(
-                f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}"
-            )
         batch = int(num_images_per_prompt)
+        seeds = _seeds(seed, generator, batch)
         if guidance_scale is None:
             guidance_scale = self.config.default_guidance_scale
-        seeds = _seeds(seed, generator, batch)
-        device, dtype = self.unet.device, self.unet.dtype
+        guided = guidance_scale > 1.0
+        device = self._execution_device
 
-        # 1. context crop around the mask, at the model's resolution
+        # context crop, m_s and the masked image at the UNet's resolution
+        binary = given_mask >= 128
         crop = self.crop_region(binary, padding_mask_crop)
-        res = self.resolution
-        crop_image = original.convert("RGB").crop(crop).resize((res, res), PIL.Image.BICUBIC)
-        crop_mask = np.asarray(PIL.Image.fromarray(binary.astype(np.uint8) * 255).crop(crop))
-        work_mask = np.asarray(
-            PIL.Image.fromarray(crop_mask).resize((res, res), PIL.Image.BILINEAR)
-        )
-
-        # 2. the coarse mask m_s at precision level s
-        coarse = masks.precision_mask(work_mask >= 128, level, self.num_levels)
-        pixels = self.image_processor.preprocess(crop_image).to(device, dtype)
-        pixel_mask = torch.from_numpy(coarse).to(device, dtype)[None, None]
+        pixels, pixel_mask = self.prepare_crop(original, binary, crop, level, device)
         x0 = self.encode_image(pixels)
-        masked_image = self.encode_image(pixels * (1 - pixel_mask))
-        latent_size = x0.shape[-2:]
-        m_s = (F.interpolate(pixel_mask, size=latent_size, mode="area") > 0).to(dtype)
+        masked_image = self.prepare_masked_image_latents(pixels, pixel_mask)
+        m_s = self.prepare_mask_latents(pixel_mask, x0.shape[-2:])
         if blended_sampling:  # the baseline's UNet is told nothing about the image: text-to-image
             masked_image = self.encode_image(torch.zeros_like(pixels))
         x0, masked_image, m_s = (t.expand(batch, -1, -1, -1) for t in (x0, masked_image, m_s))
         input_mask = torch.ones_like(m_s) if blended_sampling else m_s
 
-        # 3. masked-noise start
-        text = self.encode_prompt([prompt] * batch)
-        guided = guidance_scale > 1.0
-        if guided:
-            text = torch.cat([self.encode_prompt([negative_prompt or ""] * batch), text])
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(0)
-        timesteps = self.scheduler.timesteps
-        noise = torch.cat(
-            [
-                torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(s))[None]
-                for s in seeds
-            ]
-        ).to(device, dtype)
-        noised_background = self.scheduler.add_noise(x0, noise, timesteps[:1].repeat(batch))
-        latents = noise * self.scheduler.init_noise_sigma * m_s + noised_background * (1 - m_s)
-        m_hat = (
-            m_s  # the region being regenerated: the coarse mask until the object's mask is known
-        )
-        object_mask = m_s
+        text = self.prepare_prompt_embeds(prompt, negative_prompt, batch, guided)
+        timesteps = self.prepare_timesteps(num_inference_steps, device)
+        latents, noise = self.prepare_latents(x0, m_s, seeds, timesteps)
         class_labels = self.class_labels(level, 2 * batch if guided else batch)
-        mask_head = has_mask_head(self.unet)
-        # Compat mode (no mask head, e.g. stock SD-inpainting): estimate the object's mask training-free
-        # from where the prompt changes the noise prediction (DiffEdit), from the guidance pass run anyway.
-        estimate_mask = not mask_head and guided
+        # the object's mask, to regenerate only it, comes from the mask head or (guided) DiffEdit
+        refine = preserve_background and (has_mask_head(self.unet) or guided)
+        refine_from = mask_blend_start * len(timesteps) if refine else math.inf
+        m_hat = object_mask = m_s  # the coarse mask until the object's mask is known
         text_effect = torch.zeros_like(m_s)
-        c = self.image_channels
 
-        # 4. denoise with classifier-free guidance and predicted-mask blending
         for i, t in enumerate(self.progress_bar(timesteps)):
-            noisy = self.scheduler.scale_model_input(latents, t) * input_mask + x0 * (
-                1 - input_mask
+            noise_pred, mask_logits, difference = self.predict_noise(
+                latents, t, x0, input_mask, masked_image, text, class_labels, guidance_scale
             )
-            model_input = self.unet_input(noisy, input_mask, masked_image)
-            if guided:
-                model_input = torch.cat([model_input] * 2)
-            output = self.unet(model_input, t, text, class_labels=class_labels).sample
-            if guided:
-                uncond, cond = output.chunk(2)
-                output = cond.clone()
-                output[:, :c] = uncond[:, :c] + guidance_scale * (cond[:, :c] - uncond[:, :c])
-                text_effect += (cond[:, :c] - uncond[:, :c]).abs().mean(1, keepdim=True)
-            noise_pred = output[:, :c]
-            if mask_head:
-                object_mask = (output[:, c:] > 0).to(dtype) * m_s
-            elif estimate_mask:
-                object_mask = diffedit_mask(text_effect, m_s)
+            if difference is not None:
+                text_effect += difference
+            object_mask = self.predict_object_mask(mask_logits, text_effect, m_s, guided)
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
-
-            blending = preserve_background and (mask_head or estimate_mask)
-            if blending and i >= mask_blend_start * len(timesteps):
-                dilated = F.max_pool2d(object_mask, 2 * mask_dilation + 1, 1, mask_dilation) * m_s
-                has_object = dilated.flatten(1).any(1).view(-1, 1, 1, 1)
-                m_hat = torch.where(has_object, dilated, m_s)  # no object found: keep the whole m_s
-            if i + 1 < len(timesteps):
-                background = self.scheduler.add_noise(
-                    x0, noise, timesteps[i + 1 : i + 2].repeat(batch)
-                )
-            else:
-                background = x0
-            latents = latents * m_hat + background * (1 - m_hat)
-
+            latents, m_hat = self.update_region(
+                latents, object_mask, m_s, m_hat, x0, noise, timesteps[i + 1 : i + 2],
+                i >= refine_from, mask_dilation,
+            )  # fmt: skip
             if callback_on_step_end is not None:
-                names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
                 state = {"latents": latents, "object_mask": object_mask}
                 returned = callback_on_step_end(self, i, t, {k: state[k] for k in names}) or {}
                 latents = returned.get("latents", latents)
 
-        # 5. decode and paste back with a soft edge, only inside the given mask
-        generated = self.image_processor.postprocess(
-            self.decode_image(latents).float(), output_type="np"
+        images, object_masks, alphas = self.paste(
+            original, given_mask, latents, m_hat, object_mask, crop
         )
-        images, object_masks, alphas = [], [], []
-        for k in range(batch):
-            region = _upsample_mask(m_hat[k, 0], crop)
-            alpha = _soft_edge(region) * (given_mask[crop[1] : crop[3], crop[0] : crop[2]] / 255.0)
-            images.append(_paste(original, generated[k], crop, alpha))
-            alphas.append(_full_size(alpha, crop, original.size, scale=255))
-            # the object lies inside the given mask: latent cells at its edge must not spill past it
-            inside = given_mask[crop[1] : crop[3], crop[0] : crop[2]] > 0
-            object_masks.append(
-                _full_size(_upsample_mask(object_mask[k, 0], crop) & inside, crop, original.size)
-            )
+        self.maybe_free_model_hooks()
         return SmartBrushPipelineOutput(
-            images=images, masks=object_masks, alphas=alphas, seeds=seeds
-        )
-
-    def precision_level(self, p: float) -> int:
-        try:
-            p = float(p)
-        except (TypeError, ValueError):
-            raise ValueError(f"precision must be a number in [0, 1] or 'auto', got {p!r}") from None
-        return masks.precision_to_level(p, self.num_levels)
-
-    def crop_region(
-        self, binary: np.ndarray, padding: int | str | None
-    ) -> tuple[int, int, int, int]:
-        """(x1, y1, x2, y2) of the square context region around the mask, clamped to the image."""
-        height, width = binary.shape
-        if padding is None or binary.all():
-            return 0, 0, width, height
-        if padding == "auto":
-            top, left, bottom, right = masks.bounding_box(binary)
-            padding = max(16, max(bottom - top, right - left) // 2)
-        mask_image = PIL.Image.fromarray(binary.astype(np.uint8) * 255)
-        return VaeImageProcessor.get_crop_region(
-            mask_image, self.resolution, self.resolution, int(padding)
+            images=images, masks=object_masks, alphas=alphas, seeds=seeds, precision=precision
         )
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 from smartbrush.cli import main as cli_main
 from smartbrush.daemon.server import Daemon, is_local_endpoint
-from smartbrush.jobs import decode_job, run_job
+from smartbrush.jobs import accept_job, run_job
 from smartbrush.wire import protocol
 from smartbrush.wire.client import (
     Client,
@@ -119,7 +119,7 @@ def test_seed_reproduces_a_variation_and_matches_in_process_run(client, tiny_pix
     assert max_difference(again["images"][0], first["images"][1]) <= 1
     assert max_difference(again["images"][0], first["images"][0]) > 10
     local = run_job(
-        tiny_pixel_pipeline, decode_job({"type": "fill", **box_request(seed=first["seeds"][1])})
+        tiny_pixel_pipeline, accept_job({"type": "fill", **box_request(seed=first["seeds"][1])})
     )
     assert local["images"][0]["data"] == again["images"][0]["data"]
 
@@ -165,8 +165,13 @@ def test_bad_requests_get_errors_and_lose_nothing(client):
         client.fill(box_request(precision=float("nan")))  # caught before sending
     empty = ellipse_mask()
     empty["data"] = bytes(len(empty["data"]))
-    with pytest.raises(DaemonError, match="mask is empty") as error:
+    with pytest.raises(ClientError, match="mask is empty"):  # the protocol's rule, before sending
         client.fill({**box_request(), "box": None, "mask": empty})
+    # a PNG mask is only known empty once decoded, on the daemon's worker
+    png = io.BytesIO()
+    Image.new("L", (empty["width"], empty["height"]), 0).save(png, format="PNG")
+    with pytest.raises(DaemonError, match="mask is empty") as error:
+        client.fill({**box_request(), "box": None, "mask": {"png": png.getvalue()}})
     assert error.value.code == protocol.BAD_REQUEST
     assert client.fill(box_request())["images"]  # and the daemon still serves
 
@@ -436,3 +441,60 @@ def test_incomplete_key_folder_and_busy_port_are_clear_errors(
         Daemon(tiny_pixel_pipeline, "tcp://127.0.0.1:*", curve_dir=tmp_path).bind()
     with pytest.raises(ValueError, match="cannot listen on .*in use"):
         Daemon(tiny_pixel_pipeline, daemon.endpoint).bind()
+
+
+def test_the_daemon_answers_while_its_model_loads_and_fills_once_loaded(tiny_pixel_pipeline):
+    release = threading.Event()
+
+    def slow_load():
+        release.wait(30)
+        return [tiny_pixel_pipeline]
+
+    daemon = Daemon(load=slow_load, endpoint="tcp://127.0.0.1:*", model_name="tiny")
+    endpoint = daemon.bind()
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        with Client(endpoint, timeout=20) as client:
+            info = client.hello()
+            assert info["loading"] is True and info["model"] == "tiny"
+            assert info["resolution"] is None and info["devices"] == []
+            seen = []
+            result = {}
+            filler = threading.Thread(
+                target=lambda: result.update(
+                    client.fill(box_request(), on_progress=lambda m: seen.append(m["type"]))
+                )
+            )
+            filler.start()
+            with Client(endpoint, timeout=5) as other:
+                deadline = time.monotonic() + 10
+                while not seen and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert seen[:1] == ["accepted"]  # queued while the model loads
+                assert other.status()["queued"]
+                release.set()
+                filler.join(30)
+                assert result["images"]
+                assert other.hello()["loading"] is False
+    finally:
+        release.set()
+        daemon.stop()
+        thread.join(30)
+
+
+def test_a_model_that_fails_to_load_stops_the_daemon_and_tells_waiting_clients():
+    def broken_load():
+        time.sleep(0.5)
+        raise ValueError("no model 'nope' (no such file or folder)")
+
+    daemon = Daemon(load=broken_load, endpoint="tcp://127.0.0.1:*", model_name="nope")
+    endpoint = daemon.bind()
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    with Client(endpoint, timeout=20) as client:
+        with pytest.raises(DaemonError, match="cannot load model nope") as error:
+            client.fill(box_request())
+    assert error.value.code == protocol.SHUTTING_DOWN
+    thread.join(30)
+    assert not thread.is_alive() and daemon.load_error.startswith("no model 'nope'")

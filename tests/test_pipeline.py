@@ -181,6 +181,7 @@ def test_image_modes(tiny_pixel_pipeline):
         (dict(num_images_per_prompt=0), "num_images_per_prompt"),
         (dict(prompt=None), "prompt"),
         (dict(image="not an image"), "image must be"),
+        (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
     ],
 )
 def test_bad_input_says_what_is_wrong(tiny_pixel_pipeline, change, message):
@@ -198,7 +199,7 @@ def test_auto_precision_and_long_prompt(tiny_pixel_pipeline, caplog):
             noise_image(32, 32), box, "a red circle " * 20, precision="auto", num_inference_steps=1
         )
     assert "truncated" in caplog.text
-    assert len(out.images) == 1
+    assert len(out.images) == 1 and out.precision == 1.0  # a rectangle: anywhere in the box
 
 
 def test_prompt_changes_the_result(tiny_pixel_pipeline):

@@ -100,7 +100,7 @@ def test_validate_fill_fills_in_defaults():
 
 def test_validate_fill_accepts_a_soft_mask_and_png_images():
     mask = ellipse_mask()
-    mask["data"] = bytes(value // 2 for value in mask["data"])  # soft values are allowed
+    mask["data"] = bytes(value * 200 // 255 for value in mask["data"])  # soft values are allowed
     request = validate_fill(
         {"image": {"png": png_bytes(64, 48)}, "mask": mask, "prompt": "x", "precision": 0.5}
     )
@@ -221,3 +221,11 @@ def test_validate_fill_only_ever_raises_protocol_errors(garbage, overrides):
                 *protocol.FILL_DEFAULTS,
             }
             assert protocol.decode(protocol.encode(request))["type"] == "fill"
+
+
+def test_an_empty_raw_mask_is_refused_by_the_protocol_itself():
+    mask = ellipse_mask()
+    mask["data"] = bytes(min(value, 127) for value in mask["data"])  # nothing selected by 50 %
+    with pytest.raises(ProtocolError, match="mask is empty") as error:
+        validate_fill({"image": {"png": png_bytes(64, 48)}, "mask": mask, "prompt": "x"})
+    assert error.value.code == protocol.BAD_REQUEST

@@ -115,7 +115,7 @@ def add_option_argument(parser: argparse.ArgumentParser, name: str) -> None:
     kind = _parse_precision if name == "precision" else option.kind
     shown = "" if option.default is None else f" (default {option.default})"
     # ranges worth reading (not the seed's 2**63 nor precision's "auto")
-    has_range = option.high is not None and option.high < 2**31 and name != "precision"
+    has_range = option.kind is not str and option.high < 2**31 and name != "precision"
     limits = f" [{option.low:g}..{option.high:g}]" if has_range else ""
     parser.add_argument(
         "--" + name.replace("_", "-"),
@@ -209,9 +209,9 @@ class LocalBackend:
         self.name = f"in-process model {model} on {device}"
 
     def fill(self, request: dict[str, Any], on_step: StepCallback) -> dict[str, Any]:
-        from smartbrush.jobs import decode_job, run_job
+        from smartbrush.jobs import accept_job, run_job
 
-        job = decode_job({"type": protocol.FILL, **request})
+        job = accept_job({"type": protocol.FILL, **request})
         return run_job(self.pipeline, job, lambda step, total, preview: on_step(step, total))
 
     def close(self) -> None:
@@ -485,11 +485,14 @@ def run_info_command(args: argparse.Namespace) -> int:
     rows = [
         ("endpoint", client.endpoint),
         ("daemon", f"smartbrushd {info['daemon_version']}, protocol {info['protocol_version']}"),
-        ("model", info["model"]),
-        ("devices", ", ".join(info["devices"])),
-        ("dtype", info["dtype"]),
-        ("resolution", f"{info['resolution']} px"),
-        ("precision levels", f"0..{info['num_precision_levels']}"),
+        ("model", info["model"] + (" (loading)" if info.get("loading") else "")),
+        ("devices", ", ".join(info["devices"]) or "-"),
+        ("dtype", info["dtype"] or "-"),
+        ("resolution", f"{info['resolution']} px" if info["resolution"] else "-"),
+        (
+            "precision levels",
+            f"0..{info['num_precision_levels']}" if info["loading"] is False else "-",
+        ),
         ("encryption", "CURVE" if info["curve"] else "none (loopback only)"),
         ("running", running or "nothing"),
         ("queued", str(len(status["queued"]))),

@@ -370,6 +370,7 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
     from smartbrush.masks import soft_dice_loss
     from smartbrush.memory import apply_memory_savers, make_optimizer
     from smartbrush.model import has_mask_head, precision_class_labels
+    from smartbrush.pipeline import masked_blend
     from smartbrush.research.datasets import build_dataset
 
     run, recipe, train_cfg = config["run"], config["recipe"], config["train"]
@@ -487,18 +488,19 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
         )
         for group in optimizer.param_groups:
             group["lr"] = lr
+        # the UNet input is built by the pipeline's own stages, so training and sampling agree
         pixels = batch["pixels"].to(accelerator.device)
         with torch.no_grad():
             x0 = pipe.encode_image(pixels)
-            masked_image = pipe.encode_image(pixels * (1 - batch["coarse"].to(pixels)))
+            masked_image = pipe.prepare_masked_image_latents(pixels, batch["coarse"].to(pixels))
         size = x0.shape[-2:]
-        m_s = (F.interpolate(batch["coarse"].to(x0), size=size, mode="area") > 0).to(x0)
+        m_s = pipe.prepare_mask_latents(batch["coarse"].to(x0), size)
         exact = F.interpolate(batch["mask"].to(x0), size=size, mode="area")
         noise = torch.randn_like(x0)
         t = torch.randint(
             0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device
         )
-        noisy = noise_scheduler.add_noise(x0, noise, t) * m_s + x0 * (1 - m_s)
+        noisy = masked_blend(noise_scheduler.add_noise(x0, noise, t), x0, m_s)
         text = embed(batch["prompt"])
         labels = (
             precision_class_labels(batch["level"].to(x0.device), num_levels)
@@ -506,9 +508,8 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
             else None
         )
         with accelerator.autocast():
-            output = unet(
-                torch.cat([noisy, m_s, masked_image], 1), t, text, class_labels=labels
-            ).sample
+            model_input = pipe.unet_input(noisy, m_s, masked_image)
+            output = unet(model_input, t, text, class_labels=labels).sample
         output = output.float()
         per_sample = ((output[:, :channels] - noise) ** 2 * m_s).flatten(1).sum(1)
         mse = (per_sample / (m_s.flatten(1).sum(1) * channels).clamp(min=1)).mean()

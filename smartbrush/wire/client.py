@@ -172,22 +172,23 @@ class Client:
         return reply
 
     def _connect(self) -> zmq.Socket:
-        if self._socket is None:
-            socket = self._context.socket(zmq.DEALER)
-            socket.setsockopt(zmq.LINGER, 0)
-            socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_REPLY_BYTES)
-            if self._curve is not None:
-                socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = self._curve
-            try:
-                socket.connect(self.endpoint)
-            except zmq.ZMQError as error:  # e.g. "Invalid argument" for a mistyped endpoint
-                socket.close(linger=0)
-                raise EndpointError(
-                    f"{self.endpoint!r} is not a daemon endpoint ({error}); it looks like "
-                    f"{protocol.DEFAULT_ENDPOINT}"
-                ) from None
-            self._socket = socket
-        return self._socket
+        if self._socket is not None:
+            return self._socket
+        socket = self._context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_REPLY_BYTES)
+        if self._curve is not None:
+            socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = self._curve
+        try:
+            socket.connect(self.endpoint)
+        except zmq.ZMQError as error:  # e.g. "Invalid argument" for a mistyped endpoint
+            socket.close(linger=0)
+            raise EndpointError(
+                f"{self.endpoint!r} is not a daemon endpoint ({error}); it looks like "
+                f"{protocol.DEFAULT_ENDPOINT}"
+            ) from None
+        self._socket = socket
+        return socket
 
     def _send(self, message: dict[str, Any]) -> str:
         request_id = f"{os.getpid()}-{next(self._ids)}"

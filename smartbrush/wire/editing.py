@@ -114,7 +114,7 @@ def mask_bounds(data: bytes, width: int, height: int) -> Rect | None:
         bottom = row
         left = min(left, leading)
         right = max(right, width - trailing)
-    if top is None:
+    if top is None or bottom is None:
         return None
     return Rect(left, top, right - left, bottom + 1 - top)
 

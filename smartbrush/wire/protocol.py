@@ -90,8 +90,8 @@ class FillOption:
     name: str
     kind: type  # int, float or str
     default: Any
-    low: float | None = None
-    high: float | None = None
+    low: float = 0  # the range of a number (unused for str)
+    high: float = 0
     help: str = ""
 
 
@@ -149,7 +149,9 @@ def encode(message: dict[str, Any]) -> bytes:
     """A message map as msgpack bytes (str as msgpack str, bytes as msgpack bin)."""
     import msgpack  # here, not at the top: the fields and limits are read without msgpack (GIMP)
 
-    return msgpack.packb(message, use_bin_type=True)
+    data = msgpack.packb(message, use_bin_type=True)
+    assert data is not None  # None only when packing into a stream
+    return data
 
 
 def decode(data: bytes | memoryview, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
@@ -236,7 +238,9 @@ def check_image(value: Any, name: str, modes: tuple[str, ...] = ("RGB", "RGBA", 
         _check_size(width, height, name)
         return {"png": png, "width": width, "height": height}
     width, height, mode, data = (value.get(key) for key in ("width", "height", "mode", "data"))
-    if not (_is_int(width) and _is_int(height)):
+    if not (isinstance(width, int) and isinstance(height, int)) or isinstance(
+        width or height, bool
+    ):
         raise ProtocolError(BAD_REQUEST, f"{name}.width and {name}.height must be integers")
     _check_size(width, height, name)
     if mode not in modes:
@@ -302,6 +306,8 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
                 f"mask is {mask['width']}x{mask['height']} but image is "
                 f"{image['width']}x{image['height']}; they must match",
             )
+        if "data" in mask and max(mask["data"]) < 128:  # a PNG mask: the pipeline checks it
+            raise ProtocolError(BAD_REQUEST, "mask is empty: no pixel is 128 or more (selected)")
     else:
         out["box"] = _check_box(out["box"], image["width"], image["height"])
 

@@ -46,7 +46,7 @@ class CancelWatchdog:
         return self
 
     def __exit__(self, *exc_info):
-        if self.process is not None:
+        if self.process is not None and self.process.stdin is not None:
             # Finished (or failed) normally: nothing to cancel. Closing without "done" cancels.
             word = b"done" if exc_info[0] is None else b"cancel"
             try:

@@ -84,7 +84,7 @@ def _insertion_point(image, drawables):
     drawable = drawables[0] if drawables else None
     if isinstance(drawable, Gimp.LayerMask):
         drawable = Gimp.Layer.from_mask(drawable)
-    if isinstance(drawable, Gimp.Layer):
+    if drawable is not None and isinstance(drawable, Gimp.Layer):
         return drawable.get_parent(), image.get_item_position(drawable)
     return None, 0  # a channel or nothing: on top of the layer stack
 

@@ -48,7 +48,12 @@ def wait_until_ready(
                 continue
             except Exception as error:  # noqa: BLE001 (said in the docker instead)
                 return False, user_message(error)
-            return True, f"The daemon is ready (model {info.get('model', '?')})."
+            loading = (
+                " (it is still loading the model: the fill waits for it)"
+                if info.get("loading")
+                else ""
+            )
+            return True, f"The daemon is ready (model {info.get('model', '?')}){loading}."
     return False, f"The daemon did not answer within {START_WAIT_SECONDS:g} s (log: {LOG})."
 
 

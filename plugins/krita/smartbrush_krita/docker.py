@@ -195,6 +195,8 @@ class SmartBrushDocker(DockWidget):
         self._say(f"Step {step} of {total}")
 
     def _on_finished(self, result: dict) -> None:
+        if self._pending is None:  # a late signal after the docker was reset
+            return
         canvas, prepared = self._pending
         try:
             if not canvas.is_open():

@@ -1,0 +1,165 @@
+"""The pipeline's named stages: what __call__ is made of, what training shares, model CPU offload, the
+crop padding rule and where "auto" precision is resolved."""
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from smartbrush import images, masks
+from smartbrush.jobs import accept_job, run_job
+from smartbrush.pipeline import SmartBrushPipeline
+from smartbrush.testing import tiny_pipeline
+from smartbrush.wire import protocol
+from smartbrush.wire.editing import context_padding
+
+
+def noise_image(height: int, width: int, seed: int = 0) -> PIL.Image.Image:
+    rng = np.random.default_rng(seed)
+    return PIL.Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8))
+
+
+def disk(height: int, width: int, cy: int, cx: int, radius: int) -> np.ndarray:
+    y, x = np.mgrid[:height, :width]
+    return (((y - cy) ** 2 + (x - cx) ** 2) <= radius**2).astype(np.uint8) * 255
+
+
+def test_call_reads_as_stages_in_at_most_90_lines():
+    lines = inspect.getsource(SmartBrushPipeline.__call__).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("def __call__"))
+    assert len(lines) - start <= 90
+    body = "\n".join(lines)
+    for stage in ("check_inputs", "resolve_precision", "prepare_crop", "prepare_mask_latents",
+                  "prepare_masked_image_latents", "prepare_latents", "update_region", "paste",
+                  "maybe_free_model_hooks", "_execution_device"):  # fmt: skip
+        assert f"self.{stage}" in body, stage
+
+
+@pytest.mark.parametrize("latent", [False, True], ids=["pixel", "latent"])
+def test_model_cpu_offload_gives_the_same_pixels(latent):
+    """diffusers refuses offload without an accelerator unless a device is named; device="cpu" is
+    accepted (execution device cpu:0), so the hooks, _execution_device and maybe_free_model_hooks
+    run for real here, only without moving weights between devices."""
+    pipe = tiny_pipeline(latent=latent)  # its own copy: offload hooks stay on the pipeline
+    pipe.set_progress_bar_config(disable=True)
+    image, mask = noise_image(64, 64), disk(64, 64, 32, 32, 20)
+    kwargs = dict(num_inference_steps=3, seed=4, num_images_per_prompt=2)
+    plain = pipe(image, mask, "a red star", **kwargs)
+
+    pipe.enable_model_cpu_offload(device="cpu")
+    assert pipe._all_hooks and hasattr(pipe.unet, "_hf_hook")
+    assert pipe._execution_device.type == "cpu"
+    for _ in range(2):  # the hooks are re-armed at the end of each call
+        offloaded = pipe(image, mask, "a red star", **kwargs)
+        for a, b in zip(
+            plain.images + plain.masks, offloaded.images + offloaded.masks, strict=True
+        ):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert pipe._all_hooks
+
+
+def test_auto_crop_padding_is_the_editors_rule(tiny_pixel_pipeline):
+    pipe = tiny_pixel_pipeline
+    small = disk(200, 200, 100, 100, 5) >= 128  # 11 px: padding 32 (the old rule gave 16)
+    large = disk(200, 300, 100, 150, 60) >= 128  # 121 px: padding 60
+    for binary, padding in ((small, 32), (large, 60)):
+        top, left, bottom, right = masks.bounding_box(binary)
+        assert context_padding(right - left, bottom - top) == padding
+        assert pipe.crop_region(binary, "auto") == pipe.crop_region(binary, padding)
+    assert pipe.crop_region(small, "auto") != pipe.crop_region(small, 16)
+
+
+@pytest.mark.parametrize(
+    "box", [[16, 12, 24, 20], [0, 0, 64, 48], [63, 47, 1, 1], [0, 10, 64, 5]], ids=str
+)
+def test_a_box_is_a_rectangle_mask_so_auto_gives_precision_one(box):
+    assert masks.auto_precision(np.asarray(images.rectangle_mask(box, 64, 48))) == 1.0
+
+
+def test_the_output_carries_the_precision_used(tiny_pixel_pipeline):
+    image = noise_image(48, 64)
+    rectangle = np.asarray(images.rectangle_mask([16, 12, 24, 20], 64, 48))
+    sharp = disk(48, 64, 24, 32, 12)
+    kwargs = dict(num_inference_steps=1, seed=0)
+    assert tiny_pixel_pipeline(image, sharp, "x", precision=0.6, **kwargs).precision == 0.6
+    assert tiny_pixel_pipeline(image, rectangle, "x", precision="auto", **kwargs).precision == 1.0
+    assert tiny_pixel_pipeline(image, sharp, "x", precision="auto", **kwargs).precision == 0.0
+
+
+class Recording:
+    """The pipeline, recording the precision each call is given."""
+
+    def __init__(self, pipe):
+        self.pipe, self.config, self.given = pipe, pipe.config, []
+
+    def __call__(self, *args, **kwargs):
+        self.given.append(kwargs["precision"])
+        return self.pipe(*args, **kwargs)
+
+
+def test_jobs_pass_auto_through_and_report_the_pipelines_precision(tiny_pixel_pipeline):
+    rng = np.random.default_rng(0)
+    image = protocol.raw_image(64, 48, "RGB", rng.integers(0, 256, 64 * 48 * 3, np.uint8).tobytes())
+    mask = protocol.raw_image(64, 48, "L", disk(48, 64, 24, 32, 12).tobytes())
+    base = {"type": "fill", "image": image, "prompt": "a red ball", "steps": 1, "seed": 1}
+    recording = Recording(tiny_pixel_pipeline)
+    box = run_job(recording, accept_job({**base, "box": [16, 12, 24, 20], "precision": "auto"}))
+    sharp = run_job(recording, accept_job({**base, "mask": mask, "precision": "auto"}))
+    fixed = run_job(recording, accept_job({**base, "mask": mask, "precision": 0.25}))
+    assert recording.given == ["auto", "auto", 0.25]
+    assert (box["precision"], sharp["precision"], fixed["precision"]) == (1.0, 0.0, 0.25)
+
+
+def test_training_builds_the_unet_input_with_the_pipeline_stages(tmp_path, monkeypatch):
+    from smartbrush.research import training
+
+    calls = {"mask": 0, "masked": 0, "input": 0}
+    mask_latents = SmartBrushPipeline.prepare_mask_latents
+    masked_image = SmartBrushPipeline.prepare_masked_image_latents
+    unet_input = SmartBrushPipeline.unet_input
+
+    def count(name, function):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(
+        SmartBrushPipeline, "prepare_mask_latents", staticmethod(count("mask", mask_latents))
+    )
+    monkeypatch.setattr(
+        SmartBrushPipeline, "prepare_masked_image_latents", count("masked", masked_image)
+    )
+    monkeypatch.setattr(SmartBrushPipeline, "unet_input", staticmethod(count("input", unet_input)))
+    config = training.load_config(
+        Path(__file__).resolve().parents[1] / "configs" / "tiny.toml",
+        [f"run.output_dir={tmp_path}", "train.max_steps=2", "train.checkpoint_every=0"],
+    )
+    assert training.train(config)["step"] == 2
+    assert calls == {"mask": 2, "masked": 2, "input": 2}
+
+
+def test_stages_keep_the_background_outside_the_region(tiny_pixel_pipeline):
+    """update_region without refinement: inside m_s the step's x_t, outside x_0 noised to the next
+    step, after the last step x_0 itself."""
+    pipe = tiny_pixel_pipeline
+    torch.manual_seed(0)
+    x0, latents, noise = (torch.randn(2, 3, 8, 8) for _ in range(3))
+    m_s = torch.zeros(2, 1, 8, 8)
+    m_s[..., 2:6, 2:6] = 1
+    timesteps = pipe.prepare_timesteps(4, "cpu")
+    out, m_hat = pipe.update_region(
+        latents, m_s, m_s, m_s, x0, noise, timesteps[1:2], refine=False, mask_dilation=1
+    )
+    noised = pipe.scheduler.add_noise(x0, noise, timesteps[1:2].repeat(2))
+    inside = m_s.bool().expand_as(x0)
+    assert m_hat is m_s
+    assert torch.equal(out[inside], latents[inside]) and torch.equal(out[~inside], noised[~inside])
+    last, _ = pipe.update_region(
+        latents, m_s, m_s, m_s, x0, noise, timesteps[4:], refine=False, mask_dilation=1
+    )
+    assert torch.equal(last[~inside], x0[~inside])
