@@ -7,8 +7,9 @@ shapes model in turn and reports, from the moment the process is started:
 - first fill: a 20-step fill sent right after hello comes back (it waits in the queue while loading);
 - SIGTERM idle / mid-fill: from the signal to the process's exit, idle and during a 200-step fill.
 Then, on one daemon, the longest hello round trip from a second client while a 16-megapixel PNG fill
-(4096 x 4096) is sent, beside the hello round trip when nothing else happens: a decode on the ROUTER
-thread would stall every client for the decode's length.
+(4096 x 4096, sent by a third process) arrives and runs, beside the round trip when nothing else
+happens; and the longest time the ROUTER thread is busy then, beside the PNG's decode time: a decode
+on the ROUTER thread would stall every client for that long.
 
     python benchmarks/daemon_start_stop.py [--rounds 3] [--threads 2]
 """
@@ -125,42 +126,96 @@ def one_round(model: str, threads: int) -> dict[str, float]:
     return times
 
 
-def png_stall(threads: int) -> tuple[float, float]:
-    """(typical hello round trip, longest one while a 16 MP PNG fill arrives) on the tiny model."""
-    side = 4096
-    rng = np.random.default_rng(0)
-    noisy = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
-    png = io.BytesIO()
-    noisy.save(png, format="PNG", compress_level=1)
-    big = {"image": {"png": png.getvalue()}, "box": [1000, 1000, 600, 600], "prompt": "a ball",
-           "steps": 1, "seed": 1}  # fmt: skip
+BIG_PNG_SENDER = """
+import io, sys
+import numpy as np
+from PIL import Image
+from smartbrush.wire.client import Client
+side = 4096
+rng = np.random.default_rng(0)
+png = io.BytesIO()
+Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(png, format="PNG")
+print(len(png.getvalue()), flush=True)  # ready: the probe starts timing
+sys.stdin.readline()
+with Client(sys.argv[1], timeout=120) as client:
+    client.fill({"image": {"png": png.getvalue()}, "box": [1000, 1000, 600, 600],
+                 "prompt": "a ball", "steps": 1, "seed": 1})
+"""
+
+
+def png_stall(threads: int) -> tuple[float, float, tuple[float, float]]:
+    """(typical hello round trip, longest one while a 16 MP PNG fill (sent by another process)
+    arrives and runs, router_busy()) on the tiny model."""
     process, endpoint, _ = start("tiny", threads)
     wait_for_hello(endpoint)
+    sender = subprocess.Popen(
+        [sys.executable, "-c", BIG_PNG_SENDER, endpoint],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert sender.stdout is not None and sender.stdin is not None
+    sender.stdout.readline()
     with Client(endpoint, timeout=30) as probe:
         quiet = []
         for _ in range(20):
             t = time.monotonic()
             probe.hello()
             quiet.append(time.monotonic() - t)
-        done = threading.Event()
-
-        def send_big() -> None:
-            with Client(endpoint, timeout=120) as client:
-                client.fill(big)
-            done.set()
-
-        threading.Thread(target=send_big, daemon=True).start()
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
         longest = 0.0
-        while not done.is_set():
+        while sender.poll() is None:
             t = time.monotonic()
             probe.hello()
             longest = max(longest, time.monotonic() - t)
     stop_time(process)
-    return statistics.median(quiet), longest
+    return statistics.median(quiet), longest, router_busy()
+
+
+def router_busy() -> tuple[float, float]:
+    """(longest time the ROUTER thread spends on one batch of messages while the 16 MP PNG fill
+    arrives, the PNG's decode time): the daemon in this process, its request handler timed."""
+    from smartbrush import images
+    from smartbrush.daemon import server
+    from smartbrush.testing import tiny_pipeline
+
+    busy: list[float] = []
+    handle = server.Daemon._handle_requests
+
+    def timed(self: server.Daemon, router: object, budget: int = 256) -> None:
+        started = time.monotonic()
+        handle(self, router, budget)  # type: ignore[arg-type]
+        busy.append(time.monotonic() - started)
+
+    server.Daemon._handle_requests = timed  # type: ignore[method-assign]
+    daemon = server.Daemon(tiny_pipeline(), "tcp://127.0.0.1:*", model_name="tiny")
+    endpoint = daemon.bind()
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    sender = subprocess.Popen(
+        [sys.executable, "-c", BIG_PNG_SENDER, endpoint],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert sender.stdout is not None and sender.stdin is not None
+    sender.stdout.readline()
+    busy.clear()
+    sender.stdin.write("go\n")
+    sender.stdin.flush()
+    sender.wait()
+    daemon.stop()
+    thread.join(30)
+    server.Daemon._handle_requests = handle  # type: ignore[method-assign]
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 256, (4096, 4096, 3), dtype=np.uint8))
+    png = io.BytesIO()
+    noisy.save(png, format="PNG")
+    t = time.monotonic()
+    images.to_pil({"png": png.getvalue()}, "RGB")  # what a decode on the ROUTER thread stalls for
+    return max(busy), time.monotonic() - t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])  # None under -OO
+    # __doc__ is None under python -OO
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -179,10 +234,14 @@ def main() -> None:
         verdict = "met" if demo[key] <= goal else "NOT met"
         print(f"goal demo {key} <= {goal:g} s: {demo[key]:.2f} s, {verdict}")
     print(f"demo first fill / hello: {demo['first_fill'] / demo['hello']:.1f}x")
-    quiet, longest = png_stall(args.threads)
+    quiet, longest, (busy, decode) = png_stall(args.threads)
     print(
-        f"hello round trip: {quiet * 1000:.1f} ms idle, longest {longest * 1000:.1f} ms while a "
-        f"16 MP PNG fill arrives ({longest / quiet:.0f}x)"
+        f"hello round trip: {quiet * 1000:.1f} ms idle, longest {longest * 1000:.0f} ms while a "
+        f"16 MP PNG fill arrives and runs (the daemon's threads share 2 cores and the GIL)"
+    )
+    print(
+        f"ROUTER thread: longest {busy * 1000:.0f} ms on one batch of messages then; decoding "
+        f"that PNG takes {decode * 1000:.0f} ms, which it no longer does ({decode / busy:.1f}x)"
     )
 
 

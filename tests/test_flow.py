@@ -7,7 +7,7 @@ import pytest
 from daemon_helpers import free_port, running_daemon
 
 from smartbrush.wire import editing, flow
-from smartbrush.wire.client import DaemonUnavailable, EndpointError, FillCancelled
+from smartbrush.wire.client import DaemonError, DaemonUnavailable, EndpointError, FillCancelled
 from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
 
 WIDTH, HEIGHT = 96, 80
@@ -102,13 +102,20 @@ def test_a_fill_becomes_one_named_layer_transparent_outside_the_selection(endpoi
     canvas = FakeCanvas(order)
     [layer] = flow.fill(canvas, FillOptions("a red ball", seed=7, steps=2), endpoint=endpoint)
     assert canvas.stack[0] is layer and layer["name"] == "SmartBrush: a red ball (seed 7)"
-    context, pixels = layer["rect"], layer["layer"].pixels
-    assert len(pixels) == context.width * context.height * 4
-    alpha_at = "BGRA".index("A") if order == "BGRA" else 3
-    selection = canvas.read_selection(context)
-    alpha = pixels[alpha_at::4]
+    where, new = layer["rect"], layer["layer"]
+    assert len(new.pixels) == where.width * where.height * 4
+    alpha = new.pixels[3::4]  # A is the fourth byte in both orders
+    selection = canvas.read_selection(where)
     assert all(a == 0 for a, s in zip(alpha, selection, strict=True) if s == 0)
     assert sum(1 for a, s in zip(alpha, selection, strict=True) if s and a) > 0
+    # the layer is cropped to what was painted: inside the selection, opaque pixels on every edge
+    assert where.x >= SELECTED.x and where.right <= SELECTED.right
+    assert where.y >= SELECTED.y and where.bottom <= SELECTED.bottom
+    rows = [alpha[y * where.width : (y + 1) * where.width] for y in range(where.height)]
+    assert any(rows[0]) and any(rows[-1])
+    assert any(row[0] for row in rows) and any(row[-1] for row in rows)
+    # the object's predicted shape comes with it, for "select the painted object"
+    assert len(new.object_mask) == where.width * where.height
 
 
 def test_variations_go_into_one_group_the_first_on_top_and_visible(endpoint):
@@ -125,6 +132,18 @@ def test_variations_go_into_one_group_the_first_on_top_and_visible(endpoint):
     assert [entry["layer"].visible for entry in layers] == [True, False]
 
 
+def test_remove_sends_an_empty_prompt_and_names_the_layer_removed(endpoint):
+    canvas = FakeCanvas()
+    prepared = flow.prepare(canvas, FillOptions("ignored", remove=True, seed=2, steps=2))
+    assert prepared.request["prompt"] == ""
+    # the tiny test model was not trained for removal: the daemon says so, nothing is added
+    with pytest.raises(DaemonError, match="cannot remove objects") as caught:
+        flow.place(canvas, prepared, flow.send(prepared, endpoint=endpoint))
+    assert "cannot remove objects" in editing.user_message(caught.value)
+    assert canvas.stack == [{"name": "Background"}]
+    assert editing.layer_name("", 5) == "SmartBrush: removed (seed 5)"
+
+
 def test_a_bad_answer_adds_nothing():
     canvas = FakeCanvas()
     prepared = flow.prepare(canvas, FillOptions("a cat"))
@@ -135,6 +154,12 @@ def test_a_bad_answer_adds_nothing():
     alpha = {"width": 4, "height": 4, "mode": "L", "data": bytes(16)}
     with pytest.raises(EditingError, match="4x4 image .* nothing was added"):
         flow.place(canvas, prepared, {"images": [small], "alphas": [alpha], "seeds": [1]})
+    context = prepared.context
+    blank = {"width": context.width, "height": context.height, "mode": "L"}
+    image = {**blank, "mode": "RGB", "data": bytes(context.width * context.height * 3)}
+    nothing = {**blank, "data": bytes(context.width * context.height)}
+    with pytest.raises(EditingError, match="painted nothing"):
+        flow.place(canvas, prepared, {"images": [image], "alphas": [nothing], "seeds": [1]})
     assert canvas.stack == [{"name": "Background"}]
 
 
@@ -169,3 +194,14 @@ def test_returning_false_from_on_progress_cancels_and_adds_nothing(endpoint):
         )
     assert editing.user_message(caught.value) == "Cancelled."
     assert canvas.stack == [{"name": "Background"}]
+
+
+def test_no_answer_from_a_remote_or_curve_daemon_mentions_authentication():
+    from smartbrush.wire.client import DaemonUnavailable as Unavailable
+
+    local = Unavailable("no SmartBrush daemon answered at tcp://127.0.0.1:5737 within 5 s")
+    assert "authentication" not in editing.user_message(local, "tcp://127.0.0.1:5737")
+    remote = editing.user_message(local, "tcp://192.168.1.20:5737")
+    assert "authentication may be the cause" in remote and "CURVE" in remote
+    keys = Unavailable("no daemon answered ... (CURVE keys in use: check that they match)")
+    assert "authentication" in editing.user_message(keys, "tcp://127.0.0.1:5737")

@@ -217,6 +217,21 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     for layer in (first, second):
         check_inside(layer, selection)
 
+    # the new layer covers what was painted, not the whole context area sent to the daemon
+    x, y, w, h = rectangle["layers"][0]["bounds"]
+    assert 40 <= x and 30 <= y and x + w <= 90 and y + h <= 70, rectangle["layers"][0]["bounds"]
+
+    # select_object=True: the object the model predicted becomes the selection, inside the fill
+    picked = cases["select_object"]
+    [layer] = picked["layers"]
+    selected = unpack(picked["selection_after"], 1)[..., 0]
+    assert selected.any() and not selected[alpha_of(layer) == 0].any()
+    # Remove on the tiny model (not trained for removal): a clear message, nothing added
+    removal = cases["remove"]
+    assert removal["error_type"] == "DaemonError"
+    assert "cannot remove objects" in removal["message"]
+    unchanged_except(removal, set())
+
     masked = cases["mask_as_reference"]
     [layer] = masked["layers"]
     assert layer["parent_type"] == "grouplayer"  # the root, not inside "Middle"

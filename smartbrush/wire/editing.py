@@ -49,7 +49,10 @@ FAINT_SELECTION_MESSAGE = (
     "The selection is too faint: no pixel is selected by 50 % or more. "
     "Select the area to fill with a stronger selection."
 )
-EMPTY_PROMPT_MESSAGE = "Describe what to paint in the prompt box first."
+EMPTY_PROMPT_MESSAGE = (
+    "Describe what to paint in the prompt box first (or use Remove to erase what is selected)."
+)
+REMOVAL_NAME = "removed"  # in layer names, for a removal (an empty prompt)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class FillOptions:
 
     prompt: str
     negative_prompt: str = ""
+    remove: bool = (
+        False  # erase what is selected and continue the background (the prompt is unused)
+    )
     precision: float | str = _default("precision")
     steps: int = _default("steps")
     guidance: float | None = _default("guidance")
@@ -183,8 +189,8 @@ def image_from_pixels(data: bytes, width: int, height: int, order: str = "BGRA")
 
 def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
     """The fill request for the daemon, checked by the protocol's own rules (one set of limits)."""
-    prompt = " ".join((options.prompt or "").split())
-    if not prompt:
+    prompt = "" if options.remove else " ".join((options.prompt or "").split())
+    if not prompt and not options.remove:
         raise EditingError(EMPTY_PROMPT_MESSAGE)
     request = {
         "image": image,
@@ -246,13 +252,32 @@ def layer_pixels(image: dict, alpha: dict | None = None, order: str = "BGRA") ->
 
 
 def layer_name(prompt: str, seed: int) -> str:
-    """ "SmartBrush: <prompt> (seed N)", a long prompt shortened at a word boundary."""
-    return f"SmartBrush: {short_prompt(prompt)} (seed {seed})"
+    """ "SmartBrush: <prompt> (seed N)", a long prompt shortened at a word boundary; an empty prompt
+    (a removal) is "SmartBrush: removed (seed N)"."""
+    return f"SmartBrush: {short_prompt(prompt) or REMOVAL_NAME} (seed {seed})"
 
 
 def group_name(prompt: str, count: int) -> str:
     """The group holding several variations of one fill."""
-    return f"SmartBrush: {short_prompt(prompt)} ({count} variations)"
+    return f"SmartBrush: {short_prompt(prompt) or REMOVAL_NAME} ({count} variations)"
+
+
+def crop(data: bytes, width: int, rect: Rect, channels: int) -> bytes:
+    """The pixels of `rect` from a `width`-wide buffer of `channels` bytes a pixel."""
+    row = width * channels
+    return b"".join(
+        data[y * row + rect.x * channels : y * row + rect.right * channels]
+        for y in range(rect.y, rect.bottom)
+    )
+
+
+def union(rects: list[Rect]) -> Rect | None:
+    """The smallest rectangle holding all of `rects`; None for none."""
+    if not rects:
+        return None
+    left, top = min(r.x for r in rects), min(r.y for r in rects)
+    right, bottom = max(r.right for r in rects), max(r.bottom for r in rects)
+    return Rect(left, top, right - left, bottom - top)
 
 
 def short_prompt(prompt: str, limit: int = PROMPT_CHARS_IN_NAME) -> str:
@@ -286,7 +311,14 @@ def user_message(error: BaseException, endpoint: str | None = None) -> str:
     kinds = {cls.__name__ for cls in type(error).__mro__}
     text = str(getattr(error, "message", "") or error).strip() or type(error).__name__
     if "DaemonUnavailable" in kinds:
-        return daemon_down_message(endpoint or "the configured endpoint", start_command=None)
+        message = daemon_down_message(endpoint or "the configured endpoint", start_command=None)
+        # a daemon under CURVE drops a client with no or the wrong key without a word
+        if "CURVE" in text or (endpoint and not _is_loopback(endpoint)):
+            message += (
+                " If it is running, authentication may be the cause: check that this client has "
+                "the daemon's CURVE keys (SMARTBRUSH_CURVE_DIR) and that they match."
+            )
+        return message
     if "FillCancelled" in kinds:
         return "Cancelled."
     if "EndpointError" in kinds:
@@ -299,6 +331,14 @@ def user_message(error: BaseException, endpoint: str | None = None) -> str:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _is_loopback(endpoint: str) -> bool:
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _over_white(channel: bytes, alpha: bytes) -> bytes:

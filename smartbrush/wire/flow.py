@@ -24,12 +24,14 @@ SILENCE_TIMEOUT = 60.0  # seconds of silence during a fill; a working daemon spe
 
 @dataclass(frozen=True)
 class NewLayer:
-    """A result layer to add: `pixels` cover the fill's context rectangle, 4 bytes a pixel in the
-    canvas' pixel order, transparent where nothing was filled."""
+    """A result layer to add: `pixels` cover the rectangle given with it (what was painted, not the
+    whole context), 4 bytes a pixel in the canvas' pixel order, transparent where nothing was filled.
+    `object_mask` is the object's shape the model predicted there (1 byte a pixel), for selecting it."""
 
     name: str
     pixels: bytes
     visible: bool
+    object_mask: bytes = b""
 
 
 class Canvas(Protocol):
@@ -103,30 +105,43 @@ def send(
 
 def result_layers(
     prepared: PreparedFill, result: dict[str, Any], pixel_order: str
-) -> tuple[list[NewLayer], str | None]:
-    """The layers for a daemon result (and their group's name for variations), checked first so a
-    bad answer adds nothing."""
+) -> tuple[Rect, list[NewLayer], str | None]:
+    """(where, layers, group name for variations) for a daemon result, checked first so a bad answer
+    adds nothing. `where` is the part of the canvas any variation painted: layers are cropped to it."""
     context, prompt = prepared.context, prepared.request["prompt"]
     images, alphas, seeds = (result.get(key) or [] for key in ("images", "alphas", "seeds"))
-    if not images or not len(images) == len(alphas) == len(seeds):
+    masks = result.get("masks") or [None] * len(images)
+    if not images or not len(images) == len(alphas) == len(seeds) == len(masks):
         raise EditingError("The daemon's answer was incomplete (no images); nothing was added.")
-    layers = []
-    for index, (image, alpha, seed) in enumerate(zip(images, alphas, seeds, strict=True)):
+    for image in images:
         if (image["width"], image["height"]) != (context.width, context.height):
             raise EditingError(
                 f"The daemon answered with a {image['width']}x{image['height']} image for a "
                 f"{context.width}x{context.height} area; nothing was added."
             )
-        pixels = editing.layer_pixels(image, alpha, pixel_order)
-        layers.append(NewLayer(editing.layer_name(prompt, seed), pixels, visible=index == 0))
+    width, height = context.width, context.height
+    painted = editing.union(
+        [b for a in alphas if (b := editing.mask_bounds(a["data"], width, height)) is not None]
+    )
+    if painted is None:
+        raise EditingError("SmartBrush painted nothing here; nothing was added. Try another seed.")
+    layers = []
+    for index, (image, alpha, seed, mask) in enumerate(
+        zip(images, alphas, seeds, masks, strict=True)
+    ):
+        pixels = editing.crop(editing.layer_pixels(image, alpha, pixel_order), width, painted, 4)
+        shape = b"" if mask is None else editing.crop(mask["data"], width, painted, 1)
+        name = editing.layer_name(prompt, seed)
+        layers.append(NewLayer(name, pixels, visible=index == 0, object_mask=shape))
+    where = Rect(context.x + painted.x, context.y + painted.y, painted.width, painted.height)
     group = editing.group_name(prompt, len(layers)) if len(layers) > 1 else None
-    return layers, group
+    return where, layers, group
 
 
 def place(canvas: Canvas, prepared: PreparedFill, result: dict[str, Any]) -> list:
     """Add the result's layers to the canvas; returns the editor's new layers (first on top)."""
-    layers, group = result_layers(prepared, result, canvas.pixel_order)
-    return canvas.add_layers(prepared.context, layers, group)
+    where, layers, group = result_layers(prepared, result, canvas.pixel_order)
+    return canvas.add_layers(where, layers, group)
 
 
 def fill(

@@ -47,6 +47,12 @@ def layer_info(node) -> dict:
         "siblings": siblings,
         "index": siblings.index(node.name()),
         "pixels": b64(node.pixelData(0, 0, W, H)),
+        "bounds": [
+            node.bounds().x(),
+            node.bounds().y(),
+            node.bounds().width(),
+            node.bounds().height(),
+        ],  # fmt: skip
     }
 
 
@@ -193,6 +199,32 @@ def __main__(args):
             layer=local_mask,
             steps=3,
             seed=11,
+        )
+        # the painted object becomes the selection; Remove on a model without removal says so
+        doc5, middle5 = make_document(krita)
+        run_case(
+            "select_object",
+            doc5,
+            (40, 30, 50, 40),
+            prompt="a red ball",
+            endpoint=endpoint,
+            layer=middle5,
+            steps=3,
+            seed=11,
+            select_object=True,
+        )
+        result["cases"]["select_object"]["selection_after"] = b64(
+            doc5.selection().pixelData(0, 0, W, H)
+        )
+        run_case(
+            "remove",
+            doc5,
+            (40, 30, 50, 40),
+            prompt="",
+            remove=True,
+            endpoint=endpoint,
+            layer=middle5,
+            steps=3,
         )
     except Exception:
         result["crash"] = traceback.format_exc()

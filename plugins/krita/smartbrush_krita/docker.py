@@ -64,6 +64,7 @@ class SmartBrushDocker(DockWidget):
         super().__init__()
         self.setWindowTitle("SmartBrush")
         self._pending = None  # (KritaCanvas, flow.PreparedFill) of the fill being run
+        self._last_canvas: KritaCanvas | None = None  # where the last fill was placed
         self._cancel = threading.Event()
         self._fill_after_start = False
         self._signals = _Signals()
@@ -91,6 +92,7 @@ class SmartBrushDocker(DockWidget):
 
     def _set_busy(self, busy: bool) -> None:
         self.fill_button.setEnabled(not busy)
+        self.remove_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if not busy:
             self.progress.setRange(0, 1)
@@ -110,9 +112,10 @@ class SmartBrushDocker(DockWidget):
     def _save_settings(self) -> None:
         settings.save(self)
 
-    def _options(self) -> FillOptions:
+    def _options(self, remove: bool = False) -> FillOptions:
         return FillOptions(
             self.prompt.text(),
+            remove=remove,
             negative_prompt=self.negative.text(),
             precision="auto" if self.auto_precision.isChecked() else self.precision.value() / 100,
             steps=self.steps.value(),
@@ -125,7 +128,19 @@ class SmartBrushDocker(DockWidget):
         return self.endpoint.text().strip() or None
 
     # --- filling ---------------------------------------------------------------------------------
-    def start_fill(self) -> None:
+    def start_remove(self) -> None:
+        """Erase what is selected in the active document and continue the background."""
+        self.start_fill(remove=True)
+
+    def select_painted_object(self) -> None:
+        """Make the object the last fill painted the selection."""
+        canvas = self._last_canvas
+        if canvas is not None and canvas.is_open() and canvas.select_painted_object():
+            self._say("The painted object is now the selection.")
+        else:
+            self._say("Nothing to select: fill something first (in an image that is still open).")
+
+    def start_fill(self, remove: bool = False) -> None:
         """Fill the active document's selection with the docker's settings."""
         if self._pending is not None:
             self._say("A fill is already running; wait for it or press Cancel.")
@@ -134,7 +149,7 @@ class SmartBrushDocker(DockWidget):
         self._save_settings()
         try:
             canvas = KritaCanvas(Krita.instance().activeDocument())
-            prepared = flow.prepare(canvas, self._options())
+            prepared = flow.prepare(canvas, self._options(remove))
         except EditingError as error:
             self._say(str(error))
             if not self.prompt.text().strip():
@@ -203,6 +218,8 @@ class SmartBrushDocker(DockWidget):
                 self._say("The image was closed while SmartBrush was working; nothing was added.")
                 return
             layers = flow.place(canvas, prepared, result)  # (Krita may process events in here)
+            self._last_canvas = canvas
+            self.select_button.setEnabled(True)
             if result.get("masks"):
                 self._show_image(result["masks"][0])  # the object shape the model predicted
             names = ", ".join(f"“{layer.name()}”" for layer in layers[:2])
@@ -216,6 +233,7 @@ class SmartBrushDocker(DockWidget):
             # Only now: a new fill may start once this one's layers are in place.
             self._pending = None
             self.fill_button.setEnabled(True)
+            self.remove_button.setEnabled(True)
             self.cancel_button.setEnabled(False)
 
     def _on_failed(self, message: str, daemon_down: bool) -> None:

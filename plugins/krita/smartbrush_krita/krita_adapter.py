@@ -37,6 +37,7 @@ class KritaCanvas:
             )
         self.document = document
         self.parent, self.above = _placement(document, layer)
+        self.placed: tuple[Rect, list[flow.NewLayer]] | None = None  # the last add_layers
 
     def size(self) -> tuple[int, int]:
         return self.document.width(), self.document.height()
@@ -72,7 +73,21 @@ class KritaCanvas:
                 folder.addChildNode(node, None)
             self.parent.addChildNode(folder, self.above)
         document.refreshProjection()
+        self.placed = (rect, layers)
         return nodes
+
+    def select_painted_object(self, index: int = 0) -> bool:
+        """Make the object the model predicted in the last result (variation `index`) the document's
+        selection, so it can be moved, recoloured or cut out; False when there is none."""
+        from krita import Selection
+
+        if self.placed is None or not self.placed[1][index].object_mask:
+            return False
+        rect, layers = self.placed
+        selection = Selection()
+        selection.setPixelData(layers[index].object_mask, rect.x, rect.y, rect.width, rect.height)
+        self.document.setSelection(selection)
+        return True
 
     def is_open(self) -> bool:
         from krita import Krita
@@ -92,6 +107,7 @@ def fill_selection(
     timeout: float = flow.SILENCE_TIMEOUT,
     padding: int | None = None,
     on_progress: Callable[[dict], Any] | None = None,
+    select_object: bool = False,
     **options: Any,
 ) -> list:
     """Fill the document's selection with what `prompt` describes; return the new layers.
@@ -103,6 +119,10 @@ def fill_selection(
     fields (negative_prompt, precision, steps, guidance, seed, variations): precision "auto"
     (rectangle -> anywhere in the box, other shapes -> this shape, softened by feathering) or 0
     (exact shape) ... 1 (anywhere in the box).
+
+    `remove=True` erases what is selected and continues the background instead (the prompt is
+    unused; models not trained for removal say so). `select_object=True` then makes the object the
+    model painted the selection.
 
     Raises EditingError (e.g. NoSelection) for what the user can fix and smartbrush.wire.client
     errors (DaemonUnavailable, DaemonError, FillCancelled) from the daemon;
@@ -116,7 +136,10 @@ def fill_selection(
         prepared, endpoint=endpoint, on_progress=on_progress, client_name=CLIENT_NAME,
         timeout=timeout,
     )  # fmt: skip
-    return flow.place(canvas, prepared, result)
+    layers = flow.place(canvas, prepared, result)
+    if select_object:
+        canvas.select_painted_object()
+    return layers
 
 
 def _placement(document: Any, layer: Any) -> tuple[Any, Any]:

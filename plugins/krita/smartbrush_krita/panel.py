@@ -76,11 +76,27 @@ def build(docker) -> None:
     docker.fill_button = QPushButton("Fill", objectName="smartbrush_fill_button")
     docker.fill_button.setToolTip("Fill the selection (Ctrl+Alt+B); the result is a new layer")
     docker.fill_button.clicked.connect(docker.start_fill)
+    docker.remove_button = QPushButton("Remove", objectName="smartbrush_remove_button")
+    docker.remove_button.setToolTip(
+        "Erase what is selected and continue the background (the prompt is not used)"
+    )
+    docker.remove_button.clicked.connect(docker.start_remove)
     docker.cancel_button = QPushButton("Cancel", objectName="smartbrush_cancel_button")
     docker.cancel_button.clicked.connect(docker.cancel_fill)
     buttons.addWidget(docker.fill_button)
+    buttons.addWidget(docker.remove_button)
     buttons.addWidget(docker.cancel_button)
     layout.addLayout(buttons)
+    docker.select_button = QPushButton(
+        "Select painted object", objectName="smartbrush_select_object"
+    )
+    docker.select_button.setToolTip(
+        "Make the shape of the object the last fill painted (as the model predicted it) the "
+        "selection, to move, recolour or cut it out"
+    )
+    docker.select_button.clicked.connect(docker.select_painted_object)
+    docker.select_button.setEnabled(False)
+    layout.addWidget(docker.select_button)
     docker.progress = QProgressBar(objectName="smartbrush_progress")
     layout.addWidget(docker.progress)
     docker.message = QLabel(objectName="smartbrush_message")
