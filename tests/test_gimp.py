@@ -157,7 +157,7 @@ def chroot_workdir(gimp_root: Path):
 
 BATCH_CASES = [
     "rectangle", "ellipse", "gray", "grouped",
-    "no-selection", "daemon-down", "bad-endpoint", "empty-prompt",
+    "no-selection", "daemon-down", "bad-endpoint", "empty-prompt", "remove",
 ]  # fmt: skip
 
 
@@ -239,6 +239,37 @@ def test_new_layers_are_transparent_outside_the_selection_and_painted_inside(bat
         assert not alpha[~selected].any(), f"{layer['name']} paints outside the selection"
         painted = np.count_nonzero(alpha[selected])
         assert painted >= 0.05 * selected.sum(), f"{layer['name']} paints almost nothing"
+
+
+def test_the_new_layer_covers_what_was_painted_not_the_whole_context(batch):
+    layer = batch.layer("rectangle", "SmartBrush: a red ball (seed 7)")
+    # the selection is 40x30 at (20, 16); the context sent to the daemon is larger
+    assert 20 <= layer["x"] and 16 <= layer["y"]
+    assert layer["x"] + layer["width"] <= 60 and layer["y"] + layer["height"] <= 46
+    alpha = batch.canvas("rectangle", layer)[..., 3]
+    box = alpha[layer["y"] : layer["y"] + layer["height"], layer["x"] : layer["x"] + layer["width"]]
+    assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
+
+
+def test_the_painted_object_is_a_hidden_channel_to_select_it_by(batch):
+    [channel] = batch["rectangle"]["channels"]
+    assert channel["name"] == "SmartBrush: a red ball (seed 7): object"
+    assert channel["visible"] is False  # it does not tint the image
+    record = batch["rectangle"]
+    shape = np.fromfile(batch.folder / channel["pixels"], np.uint8)
+    shape = shape.reshape(record["height"], record["width"])
+    layer = batch.canvas("rectangle", batch.layer("rectangle", "SmartBrush: a red ball (seed 7)"))
+    assert (
+        shape.any() and not shape[layer[..., 3] == 0].any()
+    )  # the object, inside what was painted
+    assert not batch["no-selection"]["channels"]
+
+
+def test_remove_is_its_own_procedure_and_says_when_the_model_cannot(batch):
+    answer = batch["remove"]["answer"]
+    assert answer["status"] == "execution-error", answer
+    assert "cannot remove objects" in answer["message"] and "Traceback" not in answer["message"]
+    assert batch.names("remove") == batch.names("remove", "before")
 
 
 def test_a_grayscale_image_gets_a_grayscale_layer(batch):

@@ -104,6 +104,18 @@ def snapshot(image, out, tag):
     return layers
 
 
+def channels(image, out, tag):
+    """The image's channels: name, visibility and pixels (saved to files)."""
+    found = []
+    for index, channel in enumerate(image.get_channels()):
+        path = os.path.join(out, f"{tag}-channel{index}.y")
+        with open(path, "wb") as file:
+            file.write(read(channel, "Y u8"))
+        found.append({"name": channel.get_name(), "visible": channel.get_visible(),
+                      "pixels": os.path.basename(path)})  # fmt: skip
+    return found
+
+
 def save_selection(image, out, tag):
     path = os.path.join(out, f"{tag}-selection.y")
     with open(path, "wb") as file:
@@ -111,8 +123,8 @@ def save_selection(image, out, tag):
     return os.path.basename(path)
 
 
-def run_fill(image, drawable, **options):
-    procedure = Gimp.get_pdb().lookup_procedure("plug-in-smartbrush-fill")
+def run_fill(image, drawable, procedure_name="plug-in-smartbrush-fill", **options):
+    procedure = Gimp.get_pdb().lookup_procedure(procedure_name)
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
@@ -145,6 +157,7 @@ def case(out, tag, select, gray=False, grouped=False, **options):
         "answer": answer,
         "before": before,
         "after": snapshot(image, out, f"{tag}-after"),
+        "channels": channels(image, out, tag),
         "selection": save_selection(image, out, tag),
         "width": WIDTH,
         "height": HEIGHT,
@@ -177,6 +190,9 @@ def cases(job):
         "bad-endpoint": (rectangle, dict(fill, endpoint="localhost:5737")),
         "empty-prompt": (rectangle, dict(fill, prompt="   ")),
         "gray": (feathered_ellipse, dict(fill, seed=5, gray=True)),
+        # Remove on the tiny model, which was not trained for removal: a clear message
+        "remove": (rectangle, {"procedure_name": "plug-in-smartbrush-remove", "steps": 2,
+                               "endpoint": job["endpoint"]}),
         "grouped": (rectangle, dict(fill, seed=3, grouped=True)),
         # A long fill the test kills mid-way, the way GIMP cancels a plug-in.
         "killed": (rectangle, dict(fill, steps=200, variations=8)),

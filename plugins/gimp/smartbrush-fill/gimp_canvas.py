@@ -73,10 +73,27 @@ class GimpCanvas:
                 layer.update(0, 0, rect.width, rect.height)
                 layer.set_visible(new.visible)
                 added.insert(0, layer)
+            if layers[0].object_mask:
+                self._add_object_channel(rect, layers[0])
         finally:
             image.undo_group_end()
         image.set_selected_layers([added[0]])
         return added
+
+    def _add_object_channel(self, rect, layer):
+        """The object the model predicted, as a hidden channel: Channel to Selection (one click in
+        the Channels dialog) selects what was painted, to move, recolour or cut it out."""
+        image = self.image
+        channel = Gimp.Channel.new(
+            image, f"{layer.name}: object", image.get_width(), image.get_height(), 50.0,
+            Gegl.Color.new("red"),
+        )  # fmt: skip
+        image.insert_channel(channel, None, 0)
+        buffer = channel.get_buffer()
+        buffer.set(Gegl.Rectangle.new(rect.x, rect.y, rect.width, rect.height), SELECTION,
+                   layer.object_mask)  # fmt: skip
+        buffer.flush()
+        channel.set_visible(False)
 
 
 def _insertion_point(image, drawables):

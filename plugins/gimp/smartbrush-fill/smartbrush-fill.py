@@ -30,6 +30,7 @@ VENDOR_DIR = os.path.join(PLUGIN_DIR, "vendor")
 sys.path.insert(0, VENDOR_DIR)
 
 PROCEDURE = "plug-in-smartbrush-fill"
+REMOVE_PROCEDURE = "plug-in-smartbrush-remove"  # erase the selected object, continue the background
 CLIENT_NAME = "smartbrush-gimp"
 MAX_INT = 2**31 - 1  # GIMP's int arguments are 32-bit
 DIALOG_FIELDS = [
@@ -59,12 +60,14 @@ class UserFacingError(Exception):
 
 class SmartBrushFill(Gimp.PlugIn):
     def do_query_procedures(self):
-        return [PROCEDURE]
+        return [PROCEDURE, REMOVE_PROCEDURE]
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
+        if name == REMOVE_PROCEDURE:
+            return self.create_remove_procedure(name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(
@@ -133,13 +136,49 @@ class SmartBrushFill(Gimp.PlugIn):
             "",
             rw,
         )
-        procedure.add_layer_return_value(
-            "layer", "Layer", "The new layer (the first variation)", True, rw
-        )
-        procedure.add_int_return_value(
-            "seed", "Seed", "The seed of the new layer (reproduces it)", -1, MAX_INT, -1, rw
-        )
+        add_results(procedure)
         return procedure
+
+    def create_remove_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_sensitivity_mask(
+            Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
+        )
+        procedure.set_menu_label("SmartBrush _Remove Object")
+        procedure.add_menu_path("<Image>/Filters")
+        procedure.add_menu_path("<Image>/Edit")
+        procedure.set_documentation(
+            "Erase what is selected and continue the background, as a new layer",
+            "Asks the SmartBrush daemon to remove the object under the selection (select it with "
+            "a little margin) and adds the continued background as a new layer above the active "
+            "layer. Needs a model trained for removal (the demo model is).",
+            name,
+        )
+        procedure.set_attribution("SmartBrush contributors", "SmartBrush contributors", "2026")
+        rw = GObject.ParamFlags.READWRITE
+        steps = _fill_options()["steps"]
+        procedure.add_int_argument(
+            "steps", "S_teps", "Denoising steps", steps.low, steps.high, steps.default, rw
+        )
+        procedure.add_int_argument(
+            "seed", "S_eed", "Random seed; -1 picks a new one each time", -1, MAX_INT, -1, rw
+        )
+        procedure.add_string_argument(
+            "endpoint", "_Daemon endpoint", "Where the SmartBrush daemon listens", "", rw
+        )
+        add_results(procedure)
+        return procedure
+
+
+def add_results(procedure):
+    rw = GObject.ParamFlags.READWRITE
+    procedure.add_layer_return_value(
+        "layer", "Layer", "The new layer (the first variation)", True, rw
+    )
+    procedure.add_int_return_value(
+        "seed", "Seed", "The seed of the new layer (reproduces it)", -1, MAX_INT, -1, rw
+    )
 
 
 def run(procedure, run_mode, image, drawables, config, run_data):
@@ -148,10 +187,15 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         canvas = gimp_canvas.GimpCanvas(image, drawables)
         if canvas.selection_bounds() is None:  # before the dialog: no selection, no questions
             raise UserFacingError(editing.NO_SELECTION_MESSAGE, Gimp.PDBStatusType.CALLING_ERROR)
-        if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
+        remove = procedure.get_name() == REMOVE_PROCEDURE  # no dialog: nothing to type
+        if (
+            not remove
+            and run_mode == Gimp.RunMode.INTERACTIVE
+            and not show_dialog(procedure, config)
+        ):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         endpoint = config.get_property("endpoint") or None  # None: $SMARTBRUSH_ENDPOINT or default
-        layer, seed = fill(canvas, read_options(config), endpoint)
+        layer, seed = fill(canvas, read_options(config, remove), endpoint)
     except UserFacingError as error:
         return failure(procedure, error.status, str(error))
     except Exception as error:  # never a traceback for the user; the log keeps it for us
@@ -206,9 +250,12 @@ def show_dialog(procedure, config):
     return accepted
 
 
-def read_options(config):
+def read_options(config, remove=False):
     editing = _import_smartbrush()[0]
     seed = config.get_property("seed")
+    if remove:
+        seed = None if seed < 0 else seed
+        return editing.FillOptions("", remove=True, steps=config.get_property("steps"), seed=seed)
     precision = config.get_property("precision")
     return editing.FillOptions(
         prompt=config.get_property("prompt") or "",
