@@ -225,7 +225,9 @@ def figures(out: Path, table_rows: list[str]) -> None:
     scale = 4
 
     def tile(array, label):
-        image = PIL.Image.fromarray(array).resize((32 * scale, 32 * scale), PIL.Image.NEAREST)
+        image = PIL.Image.fromarray(array).resize(
+            (32 * scale, 32 * scale), PIL.Image.Resampling.NEAREST
+        )
         canvas = PIL.Image.new("RGB", (image.width, image.height + 14), "white")
         canvas.paste(image.convert("RGB"), (0, 14))
         PIL.ImageDraw.Draw(canvas).text((2, 1), label, fill="black")
@@ -241,17 +243,18 @@ def figures(out: Path, table_rows: list[str]) -> None:
         return sheet
 
     scene = world.make_scene("test", 3)
-    prompt = scene.target.short_caption
+    target = scene.target
+    assert target is not None  # make_scene places a target unless target=False
+    prompt = target.short_caption
     rows = []
-    for name, pipe, options in (("SmartBrush", full, {}), ("SI-style", baseline,
-                                                            {"preserve_background": False})):  # fmt: skip
+    for name, pipe, preserve in (("SmartBrush", full, True), ("SI-style", baseline, False)):
         images, masks_row = (
             [tile(scene.background, prompt[:22])],
-            [tile(scene.target.mask.astype(np.uint8) * 255, "exact mask")],
+            [tile(target.mask.astype(np.uint8) * 255, "exact mask")],
         )
         for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
-            result = pipe(scene.background, scene.target.mask, prompt, precision=p, seed=3,
-                          num_inference_steps=20, **options)  # fmt: skip
+            result = pipe(scene.background, target.mask, prompt, precision=p, seed=3,
+                          num_inference_steps=20, preserve_background=preserve)  # fmt: skip
             images.append(tile(np.asarray(result.images[0]), f"{name} p={p:.1f}"))
             masks_row.append(tile(np.asarray(result.masks[0]), "predicted mask"))
         rows += [images, masks_row]
@@ -260,8 +263,10 @@ def figures(out: Path, table_rows: list[str]) -> None:
     rows = []
     for index in (5, 11, 17, 23):
         scene = world.make_scene("test", index)
-        box = box_mask(scene.target.mask)
-        prompt = scene.target.short_caption
+        target = scene.target
+        assert target is not None  # make_scene places a target unless target=False
+        box = box_mask(target.mask)
+        prompt = target.short_caption
         row = [tile(scene.background, prompt[:22])]
         for label, keep in (("with bg pres.", True), ("without", False)):
             result = full(scene.background, box, prompt, precision=1.0, seed=index,
@@ -277,11 +282,13 @@ def figures(out: Path, table_rows: list[str]) -> None:
     sheet = []
     for index in (5, 11, 17, 23):
         scene = world.make_scene("test", index)
-        prompt = scene.target.short_caption
+        target = scene.target
+        assert target is not None  # make_scene places a target unless target=False
+        prompt = target.short_caption
         cells = [tile(scene.background, prompt[:22])]
         for row in table_rows:
             run, options = ROWS[row]
-            result = pipes[run](scene.background, box_mask(scene.target.mask), prompt, precision=1.0,
+            result = pipes[run](scene.background, box_mask(target.mask), prompt, precision=1.0,
                                 seed=index, num_inference_steps=20, **options)  # fmt: skip
             cells.append(tile(np.asarray(result.images[0]), row[:22]))
         sheet.append(cells)

@@ -26,6 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -49,8 +50,10 @@ def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> 
         sq_error, count, ious, repainted = 0.0, 0, [], []
         for index in range(start, start + n):
             scene = world.make_scene("test", index)
-            box = box_mask(scene.target.mask)
-            out = pipe(scene.background, box, scene.target.short_caption, precision=1.0, seed=index,
+            target = scene.target
+            assert target is not None  # make_scene places a target unless target=False
+            box = box_mask(target.mask)
+            out = pipe(scene.background, box, target.short_caption, precision=1.0, seed=index,
                        num_inference_steps=steps, guidance_scale=guidance,
                        preserve_background=preserve)  # fmt: skip
             after = np.asarray(out.images[0].convert("RGB"))
@@ -92,7 +95,12 @@ def without_mask_head(pipe):
     from smartbrush.pipeline import SmartBrushPipeline
 
     c = pipe.image_channels
-    unet = UNet2DConditionModel.from_config({**pipe.unet.config, "out_channels": c})
+    # from_config's union return type includes the (model, unused kwargs) tuple of
+    # return_unused_kwargs=True, not asked for here
+    unet = cast(
+        UNet2DConditionModel,
+        UNet2DConditionModel.from_config({**pipe.unet.config, "out_channels": c}),
+    )
     state = pipe.unet.state_dict()
     state["conv_out.weight"], state["conv_out.bias"] = (
         state["conv_out.weight"][:c],
@@ -142,7 +150,8 @@ def format_report(report: dict, rows: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from smartbrush.cli import UserError
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # __doc__ is None under python -OO
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument(
         "--model", default=str(DEFAULT_MODEL), help="a SmartBrush folder, no mask head"
     )

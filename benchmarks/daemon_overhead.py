@@ -38,7 +38,7 @@ import zmq
 from PIL import Image
 
 from smartbrush.loading import load_pipeline
-from smartbrush.pipeline import DEMO_MODEL_DIR
+from smartbrush.pipeline import DEMO_MODEL_DIR, SmartBrushPipeline
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client
 
@@ -72,7 +72,7 @@ def run_pipeline(pipeline, image: Image.Image, mask: Image.Image, steps: int, pr
 class HttpBackend(http.server.BaseHTTPRequestHandler):
     """POST /fill with JSON {image, mask: base64 PNG, prompt, steps}; answers base64 PNGs + run time."""
 
-    pipeline = None
+    pipeline: SmartBrushPipeline | None = None  # set by serve_http before the server starts
     steps = 20
 
     def do_GET(self) -> None:  # noqa: N802 (/ready: polled until the model is loaded)
@@ -154,14 +154,16 @@ def wait_for(probe, name: str, limit: float = 300) -> None:
 def serve_http(port: int, model: str, threads: int, steps: int) -> None:
     """The HTTP+base64 PNG contender, in its own process (started with multiprocessing)."""
     torch.set_num_threads(threads)
-    HttpBackend.pipeline = load_pipeline(model, "cpu", "float32")
-    HttpBackend.pipeline.set_progress_bar_config(disable=True)
+    pipeline = load_pipeline(model, "cpu", "float32")
+    pipeline.set_progress_bar_config(disable=True)
+    HttpBackend.pipeline = pipeline
     HttpBackend.steps = steps
     http.server.ThreadingHTTPServer(("127.0.0.1", port), HttpBackend).serve_forever()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # __doc__ is None under python -OO
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)

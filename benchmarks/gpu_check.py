@@ -23,6 +23,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import diffusers
 import numpy as np
@@ -36,7 +37,7 @@ sys.path.insert(
 
 GOALS = {"fill_s": 0.6, "fill_peak_vram_gib": 3.5}  # on an H200, fp16, 25 steps, 512x512
 
-SD15_UNET = dict(  # runwayml/stable-diffusion-v1-5 unet/config.json
+SD15_UNET: dict[str, Any] = dict(  # runwayml/stable-diffusion-v1-5 unet/config.json
     sample_size=64,
     in_channels=4,
     out_channels=4,
@@ -48,7 +49,7 @@ SD15_UNET = dict(  # runwayml/stable-diffusion-v1-5 unet/config.json
     attention_head_dim=8,
     norm_num_groups=32,
 )
-SD15_VAE = dict(  # its vae/config.json
+SD15_VAE: dict[str, Any] = dict(  # its vae/config.json
     down_block_types=("DownEncoderBlock2D",) * 4,
     up_block_types=("UpDecoderBlock2D",) * 4,
     block_out_channels=(128, 256, 512, 512),
@@ -58,7 +59,7 @@ SD15_VAE = dict(  # its vae/config.json
     sample_size=512,
     scaling_factor=0.18215,
 )
-SD15_TEXT = dict(  # CLIP ViT-L/14's text tower
+SD15_TEXT: dict[str, Any] = dict(  # CLIP ViT-L/14's text tower
     hidden_size=768,
     intermediate_size=3072,
     num_hidden_layers=12,
@@ -66,7 +67,7 @@ SD15_TEXT = dict(  # CLIP ViT-L/14's text tower
     max_position_embeddings=77,
     hidden_act="quick_gelu",
 )
-SD15_SCHEDULE = dict(
+SD15_SCHEDULE: dict[str, Any] = dict(
     beta_start=0.00085,
     beta_end=0.012,
     beta_schedule="scaled_linear",
@@ -194,7 +195,9 @@ def training_check(
     use_8bit = importlib.util.find_spec("bitsandbytes") is not None and device.type == "cuda"
     optimizer = make_optimizer(unet.parameters(), 1e-5, use_8bit_adam=use_8bit)
     unet, optimizer = accelerator.prepare(unet, optimizer)
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    # from_config's union return type includes the (scheduler, unused kwargs) tuple of
+    # return_unused_kwargs=True, not asked for here
+    noise_scheduler = cast(DDPMScheduler, DDPMScheduler.from_config(pipe.scheduler.config))
     channels, res = pipe.image_channels, pipe.resolution
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -213,9 +216,11 @@ def training_check(
         m = F.interpolate(exact, size=size, mode="area")
         noise = torch.randn_like(x0)
         t = torch.randint(
-            0, noise_scheduler.config.num_train_timesteps, (batch_size,), device=device
+            0, noise_scheduler.config["num_train_timesteps"], (batch_size,), device=device
         )
-        noisy = noise_scheduler.add_noise(x0, noise, t) * m_s + x0 * (1 - m_s)
+        # add_noise is annotated IntTensor (int32) but takes randint's int64 timesteps, as diffusers' own
+        # training scripts pass them
+        noisy = noise_scheduler.add_noise(x0, noise, t) * m_s + x0 * (1 - m_s)  # pyright: ignore[reportArgumentType]
         levels = torch.randint(0, pipe.num_levels + 1, (batch_size,), device=device)
         with accelerator.autocast():
             output = unet(
@@ -284,7 +289,8 @@ def human_summary(summary: dict, checked: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # __doc__ is None under python -OO
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="a tiny model (for CPU tests)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=25, help="fill steps")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -25,7 +26,8 @@ from smartbrush.testing import tiny_text_encoder, tiny_vae
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # __doc__ is None under python -OO
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
@@ -42,12 +44,14 @@ def main() -> None:
         4, in_channels=9, sample_size=args.size // 2, block_out_channels=(64, 128)
     ).eval()
     smartbrush_unet = smartbrush_unet_from(inpaint_unet, image_channels=4).eval()
-    parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
+    parts: dict[str, Any] = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
+    # diffusers annotates scheduler as the KarrasDiffusionSchedulers enum (it takes the scheduler
+    # itself) and the safety parts as non-optional (None is its documented way to drop them)
     diffusers_pipe = StableDiffusionInpaintPipeline(
         unet=inpaint_unet,
-        scheduler=DDIMScheduler(steps_offset=1),
-        safety_checker=None,
-        feature_extractor=None,
+        scheduler=DDIMScheduler(steps_offset=1),  # pyright: ignore[reportArgumentType]
+        safety_checker=None,  # pyright: ignore[reportArgumentType]
+        feature_extractor=None,  # pyright: ignore[reportArgumentType]
         requires_safety_checker=False,
         **parts,
     )
@@ -63,7 +67,9 @@ def main() -> None:
     )
     mask = np.zeros((size, size), np.uint8)
     mask[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 255
-    common = dict(prompt="a red circle", num_inference_steps=args.steps, guidance_scale=4.0)
+    common: dict[str, Any] = dict(
+        prompt="a red circle", num_inference_steps=args.steps, guidance_scale=4.0
+    )
 
     def run_diffusers():
         diffusers_pipe(

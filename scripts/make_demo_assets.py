@@ -28,7 +28,7 @@ REMOVAL = ("Storm", (168, 112, 768, 512), "teddy bear", (210, 120, 100))
 
 def photo(cache: Path, stem: str, crop) -> PIL.Image.Image:
     (path,) = (cache / "backgrounds" / "test").glob(f"*-{stem}.png")
-    return PIL.Image.open(path).convert("RGB").crop(crop).resize(SIZE, PIL.Image.LANCZOS)
+    return PIL.Image.open(path).convert("RGB").crop(crop).resize(SIZE, PIL.Image.Resampling.LANCZOS)
 
 
 def silhouette(sprites, label: str, x0: int, y0: int, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +36,7 @@ def silhouette(sprites, label: str, x0: int, y0: int, side: int) -> tuple[np.nda
     sprite = PIL.Image.fromarray(sprites[label])
     scale = side / max(sprite.size)
     sprite = sprite.resize(
-        (round(sprite.width * scale), round(sprite.height * scale)), PIL.Image.LANCZOS
+        (round(sprite.width * scale), round(sprite.height * scale)), PIL.Image.Resampling.LANCZOS
     )
     layer = PIL.Image.new("RGBA", SIZE, (0, 0, 0, 0))
     layer.paste(sprite, (x0, y0))
@@ -63,7 +63,9 @@ def main() -> None:
     with_object = (base * (1 - alpha) + rgba[..., :3] * alpha).round().astype(np.uint8)
     PIL.Image.fromarray(with_object).save(OUT / "removal.jpg", quality=92)
     PIL.Image.fromarray(base).save(OUT / "removal-truth.jpg", quality=92)  # the photo without it
-    top, left, bottom, right = bounding_box(mask)
+    bounds = bounding_box(mask)
+    assert bounds is not None  # the silhouette of a placed sprite is never empty
+    top, left, bottom, right = bounds
     from scipy import ndimage
 
     lasso = ndimage.binary_dilation(mask, iterations=round(0.08 * max(bottom - top, right - left)))

@@ -27,7 +27,10 @@ def main() -> None:
         coarse = masks.precision_mask(shape, s)
         tile = np.where(coarse[..., None], (240, 200, 60), (40, 40, 60)).astype(np.uint8)
         tile[shape] = (220, 60, 40)
-        grid.paste(PIL.Image.fromarray(tile).resize((192, 192), PIL.Image.NEAREST), (s * 196, 22))
+        grid.paste(
+            PIL.Image.fromarray(tile).resize((192, 192), PIL.Image.Resampling.NEAREST),
+            (s * 196, 22),
+        )
         label = f"s={s}  p={masks.level_to_precision(s):.1f}"
         PIL.ImageDraw.Draw(grid).text((s * 196 + 6, 4), label, fill="black")
     grid.save("docs/precision-levels.png")

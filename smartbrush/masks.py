@@ -132,7 +132,8 @@ def estimate_feather(mask: np.ndarray) -> float:
     if band == 0:
         return 0.0
     binary = as_binary(mask)
-    perimeter = int((binary & ~ndimage.binary_erosion(binary)).sum())
+    eroded: np.ndarray = ndimage.binary_erosion(binary)  # bool, as binary is
+    perimeter = int((binary & ~eroded).sum())
     return band / max(perimeter, 1) / 2
 
 

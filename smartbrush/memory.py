@@ -16,8 +16,12 @@ import importlib.util
 import logging
 import warnings
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from diffusers import UNet2DConditionModel
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ ATTENTION_CHOICES = ("sdpa", "xformers", "default")
 
 
 def apply_memory_savers(
-    unet: torch.nn.Module,
+    unet: UNet2DConditionModel,
     *,
     gradient_checkpointing: bool = False,
     attention: str = "sdpa",
@@ -68,7 +72,7 @@ def make_optimizer(
     eps: float = 1e-8,
 ) -> torch.optim.Optimizer:
     """AdamW; bitsandbytes' AdamW8bit when asked for and importable, else torch's with a warning."""
-    kwargs = dict(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps)
+    kwargs: dict[str, Any] = dict(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps)
     if use_8bit_adam:
         try:
             import bitsandbytes

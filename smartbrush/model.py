@@ -12,6 +12,8 @@ starts at zero, so the converted UNet predicts exactly the noise its parent pred
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -34,14 +36,15 @@ def smartbrush_unet_from(
 ) -> UNet2DConditionModel:
     """A SmartBrush UNet made from a text-to-image (C in) or inpainting (2C + 1 in) parent UNet."""
     c = image_channels
-    parent_in, parent_out = unet.config.in_channels, unet.config.out_channels
+    parent_in, parent_out = unet.config["in_channels"], unet.config["out_channels"]
     if parent_in not in (c, 2 * c + 1) or parent_out != c:
         raise ValueError(
             f"expected a text-to-image UNet ({c} -> {c} channels) or an inpainting UNet "
             f"({2 * c + 1} -> {c}), got {parent_in} -> {parent_out}"
         )
-    if unet.config.class_embed_type not in (None, "timestep"):
-        raise ValueError(f"unsupported parent class_embed_type {unet.config.class_embed_type!r}")
+    parent_class_embed = unet.config["class_embed_type"]
+    if parent_class_embed not in (None, "timestep"):
+        raise ValueError(f"unsupported parent class_embed_type {parent_class_embed!r}")
 
     config = {key: value for key, value in unet.config.items() if not key.startswith("_")}
     config.update(in_channels=2 * c + 1, out_channels=c + 1 if mask_head else c)
@@ -49,7 +52,8 @@ def smartbrush_unet_from(
         config["class_embed_type"] = "timestep"
     child = UNet2DConditionModel(**config)
     if (child.device, child.dtype) != (unet.device, unet.dtype):
-        child.to(unet.device, unet.dtype)
+        # ModelMixin.to is functools.wraps(Module.to), which pyright cannot bind; same call at runtime
+        cast(torch.nn.Module, child).to(unet.device, unet.dtype)
 
     _inherit_weights(child, unet, image_channels=c)
     return child
@@ -67,9 +71,11 @@ def _inherit_weights(
         elif not name.startswith("class_embedding.linear_1"):
             tensor.zero_()
     # the parent's inputs are the first C (text-to-image) or all 2C + 1 (inpainting) input channels
-    child.conv_in.weight[:, : parent.config.in_channels] = parent.conv_in.weight
+    child.conv_in.weight[:, : parent.config["in_channels"]] = parent.conv_in.weight
     child.conv_out.weight[:image_channels] = parent.conv_out.weight
-    child.conv_out.bias[:image_channels] = parent.conv_out.bias
+    child_bias, parent_bias = child.conv_out.bias, parent.conv_out.bias
+    assert child_bias is not None and parent_bias is not None  # diffusers' conv_out has bias=True
+    child_bias[:image_channels] = parent_bias
     # A new precision embedding keeps linear_1's random init so gradients reach it; linear_2 = 0 makes
     # the embedding add nothing until training moves it.
 
@@ -83,7 +89,7 @@ def tiny_unet(
 ) -> UNet2DConditionModel:
     """A small text-to-image UNet (C -> C channels) with cross-attention in every block but the first."""
     n = len(block_out_channels)
-    config = dict(
+    config: dict[str, Any] = dict(
         sample_size=sample_size,
         in_channels=image_channels,
         out_channels=image_channels,
@@ -101,8 +107,8 @@ def tiny_unet(
 
 def unet_image_channels(unet: UNet2DConditionModel) -> int:
     """C, the image (or latent) channel count of a SmartBrush UNet (2C + 1 inputs)."""
-    return (unet.config.in_channels - 1) // 2
+    return (unet.config["in_channels"] - 1) // 2
 
 
 def has_mask_head(unet: UNet2DConditionModel) -> bool:
-    return unet.config.out_channels == unet_image_channels(unet) + 1
+    return unet.config["out_channels"] == unet_image_channels(unet) + 1

@@ -32,12 +32,13 @@ def tiny_text_encoder(hidden_size: int = 32):
 
 
 def tiny_vae() -> AutoencoderKL:
+    # diffusers annotates the block tuples as 1-tuples (Tuple[str]) but takes any length
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),  # pyright: ignore[reportArgumentType]
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),  # pyright: ignore[reportArgumentType]
+        block_out_channels=(16, 32),  # pyright: ignore[reportArgumentType]
         latent_channels=4,
         norm_num_groups=8,
         sample_size=32,
@@ -55,7 +56,7 @@ def tiny_pipeline(
     torch.manual_seed(seed)
     tokenizer, text_encoder = tiny_text_encoder()
     vae = tiny_vae() if latent else None
-    channels = vae.config.latent_channels if latent else 3
+    channels = vae.config["latent_channels"] if vae is not None else 3
     parent = tiny_unet(channels, cross_attention_dim=32, sample_size=sample_size)
     unet = smartbrush_unet_from(
         parent,

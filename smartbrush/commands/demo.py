@@ -61,7 +61,8 @@ def fill_pair(pipe, scene: world.Scene, prompt: str, seed: int, steps: int):
 def save_scaled(array: np.ndarray, path: Path, scale: int) -> None:
     image = PIL.Image.fromarray(np.asarray(array, dtype=np.uint8) if np.asarray(array).dtype != bool
                                 else np.asarray(array, dtype=np.uint8) * 255)  # fmt: skip
-    image.resize((image.width * scale, image.height * scale), PIL.Image.NEAREST).save(path)
+    size = (image.width * scale, image.height * scale)
+    image.resize(size, PIL.Image.Resampling.NEAREST).save(path)
 
 
 def make_grid(pipe, cases=GRID_CASES, steps: int = 20, scale: int = 4) -> PIL.Image.Image:

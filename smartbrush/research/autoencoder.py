@@ -24,11 +24,12 @@ def build_autoencoder(model: dict):
     from diffusers import AutoencoderKL
 
     blocks = len(model["block_out_channels"])
+    # diffusers annotates the block tuples as 1-tuples (Tuple[str]) but takes any length
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * blocks,
-        up_block_types=("UpDecoderBlock2D",) * blocks,
+        down_block_types=("DownEncoderBlock2D",) * blocks,  # pyright: ignore[reportArgumentType]
+        up_block_types=("UpDecoderBlock2D",) * blocks,  # pyright: ignore[reportArgumentType]
         block_out_channels=tuple(model["block_out_channels"]),
         layers_per_block=model["layers_per_block"],
         latent_channels=model["latent_channels"],
@@ -72,7 +73,7 @@ def train_autoencoder(config: dict) -> dict:
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, vae, ema, optimizer)
         print(f"resumed from {checkpoint} at step {state['step']}")
-    stop = {"signal": None}
+    stop: dict[str, int | None] = {"signal": None}
     handlers = {
         s: signal.signal(s, lambda signum, frame: stop.update(signal=signum))
         for s in (signal.SIGTERM, signal.SIGINT)
@@ -98,10 +99,12 @@ def train_autoencoder(config: dict) -> dict:
                 world, step * batch, batch, model_cfg["resolution"], train_cfg["crop"], run["seed"]
             )
         )
-        posterior = vae.encode(pixels).latent_dist
+        # encode / decode return their output classes (return_dict=True); diffusers' return types also
+        # list the return_dict=False tuple / tensor
+        posterior = vae.encode(pixels).latent_dist  # pyright: ignore[reportAttributeAccessIssue]
         # the posterior's mean, as SD's decoder sees at inference; sampling (std ~1 at init) would
         # drown the latents in noise until the tiny KL term shrinks it
-        reconstruction = vae.decode(posterior.mode()).sample
+        reconstruction = vae.decode(posterior.mode()).sample  # pyright: ignore[reportAttributeAccessIssue]
         l1 = (reconstruction - pixels).abs().mean()
         # colour at 1/8 scale: GroupNorm hides a region's absolute colour from the decoder, so colours
         # (red drifting to orange) learn far slower than edges unless the loss weighs them on their own

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from smartbrush.wire.errors import UserError, first_line
 
@@ -87,7 +87,8 @@ def model_index(src: str) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # huggingface_hub's deprecation notes are not for the user
             warnings.simplefilter("ignore")
-            return DiffusionPipeline.load_config(src)
+            # a plain dict: diffusers annotates load_config with the return_unused_kwargs tuple
+            return cast(dict[str, Any], DiffusionPipeline.load_config(src))
     except OSError as error:
         if constants.HF_HUB_OFFLINE:
             raise UserError(
@@ -145,7 +146,10 @@ def _load_single_file(path: Path, config: str | Path | None) -> dict[str, Any]:
             f"{path}: expected a diffusers folder or a {'/'.join(SINGLE_FILE_SUFFIXES)} checkpoint"
         )
     try:
-        checkpoint = load_single_file_checkpoint(str(path), local_files_only=True)
+        # a state dict (name -> tensor); diffusers leaves the function unannotated
+        checkpoint = cast(
+            dict[str, Any], load_single_file_checkpoint(str(path), local_files_only=True)
+        )
     except Exception as error:  # a damaged or foreign file: torch / safetensors raise many kinds
         raise UserError(f"{path}: cannot read the checkpoint: {first_line(error)}") from None
     if LDM_CONV_IN not in checkpoint:
@@ -176,7 +180,10 @@ def _load_single_file(path: Path, config: str | Path | None) -> dict[str, Any]:
                 f"--config {config}: not a diffusers pipeline folder (no model_index.json)"
             )
         kwargs["config"] = str(config)
-        unet_config = UNet2DConditionModel.load_config(config, subfolder="unet")
+        # a plain dict: diffusers annotates load_config with the return_unused_kwargs tuple
+        unet_config = cast(
+            dict[str, Any], UNet2DConditionModel.load_config(config, subfolder="unet")
+        )
         if (
             unet_config["in_channels"] != in_channels
         ):  # e.g. SD 1.5's configs for an inpainting file
@@ -222,26 +229,26 @@ def check_architecture(components: dict[str, Any]) -> None:
             "(expected UNet2DConditionModel + AutoencoderKL)"
         )
     config = unet.config
-    if config.addition_embed_type is not None or config.encoder_hid_dim is not None:
+    if config["addition_embed_type"] is not None or config["encoder_hid_dim"] is not None:
         raise UserError(
-            f"unsupported UNet: addition_embed_type={config.addition_embed_type!r} "
+            f"unsupported UNet: addition_embed_type={config['addition_embed_type']!r} "
             f"(SDXL-style); convert an SD 1.x model"
         )
     text_width = getattr(components["text_encoder"].config, "hidden_size", None)
-    if text_width != config.cross_attention_dim:
+    if text_width != config["cross_attention_dim"]:
         raise UserError(
             f"the text encoder's width {text_width} does not match the UNet's cross_attention_dim "
-            f"{config.cross_attention_dim}"
+            f"{config['cross_attention_dim']}"
         )
     prediction = components["scheduler_config"].get("prediction_type", "epsilon")
     if prediction != "epsilon":
         raise UserError(
             f"prediction_type {prediction!r} is not supported (SmartBrush trains noise prediction)"
         )
-    c = vae.config.latent_channels
-    if config.in_channels not in (c, 2 * c + 1) or config.out_channels != c:
+    c = vae.config["latent_channels"]
+    if config["in_channels"] not in (c, 2 * c + 1) or config["out_channels"] != c:
         raise UserError(
-            f"unsupported UNet: {config.in_channels} -> {config.out_channels} channels; expected "
+            f"unsupported UNet: {config['in_channels']} -> {config['out_channels']} channels; expected "
             f"text-to-image ({c} -> {c}) or inpainting ({2 * c + 1} -> {c})"
         )
 

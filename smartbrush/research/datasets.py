@@ -34,6 +34,7 @@ class WorldDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         scene = world.make_scene(self.split, index, self.resolution)
         target = scene.target
+        assert target is not None  # make_scene places a target unless target=False
         return {
             "image": scene.image,
             "mask": target.mask,
@@ -131,13 +132,13 @@ class CocoInstances(Dataset):
         mask = self.coco.annToMask(annotation).astype(bool)  # polygons, RLE and uncompressed RLE
         crop = self.crop_box(mask)
         size = (self.resolution, self.resolution)
-        image = image.crop(crop).resize(size, PIL.Image.BICUBIC)
+        image = image.crop(crop).resize(size, PIL.Image.Resampling.BICUBIC)
         mask_image = PIL.Image.fromarray(mask.astype(np.uint8) * 255).crop(crop)
         label = self.coco.loadCats(annotation["category_id"])[0]["name"]
         caption = self.captions.get(annotation["id"])
         return {
             "image": np.asarray(image),
-            "mask": np.asarray(mask_image.resize(size, PIL.Image.NEAREST)) >= 128,
+            "mask": np.asarray(mask_image.resize(size, PIL.Image.Resampling.NEAREST)) >= 128,
             "label": label,
             "captions": [caption] if caption else [f"a {label}"],
         }

@@ -73,7 +73,11 @@ def box_crop(image: np.ndarray, box: tuple[int, int, int, int], jitter: np.ndarr
         cy, cx, side = cy + jitter[0], cx + jitter[1], side + jitter[2]
     crop = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
     pil = PIL.Image.fromarray(image).transform(
-        (CROP, CROP), PIL.Image.EXTENT, crop, PIL.Image.BILINEAR, fillcolor=(128, 128, 128)
+        (CROP, CROP),
+        PIL.Image.Transform.EXTENT,
+        crop,
+        PIL.Image.Resampling.BILINEAR,
+        fillcolor=(128, 128, 128),
     )
     return np.asarray(pil, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
 
@@ -211,6 +215,7 @@ def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4
     for index in range(start, start + n):
         scene = world.make_scene("test", index)
         target = scene.target
+        assert target is not None  # make_scene places a target unless target=False
         box = bounding_box(target.mask)
         real_images.append(scene.image)
         boxes.append(box)
@@ -349,7 +354,7 @@ def eval_command(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--start and --n must stay within the {world.SPLIT_SIZES['test']} test scenes"
         )
-    guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
+    guidance = pipe.config["default_guidance_scale"] if args.guidance is None else args.guidance
     report = evaluate(
         pipe, classifier, n=args.n, steps=args.steps, guidance=guidance, start=args.start
     )
@@ -390,11 +395,12 @@ def train_classifier_command(args: argparse.Namespace) -> int:
         from smartbrush.research import objects_eval
         from smartbrush.research.objects import ObjectsWorld
 
-        world = ObjectsWorld()
-        net = objects_eval.train_classifier(world)
+        # not `world`: that name is the shapes-world module the shapes branch below uses
+        objects_world = ObjectsWorld()
+        net = objects_eval.train_classifier(objects_world)
         output = args.output or default_classifier_path("objects")
         objects_eval.save_classifier(net, output)
-        found = list(objects_eval.test_scenes(world, 500))
+        found = list(objects_eval.test_scenes(objects_world, 500))
         named = objects_eval.classify(
             net, [s.image for _, s in found], [bounding_box(s.mask) for _, s in found]
         )

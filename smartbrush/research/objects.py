@@ -243,7 +243,9 @@ def emoji_sprites(font: Path = EMOJI_FONT) -> dict[str, np.ndarray]:
         )
     ttf = TTFont(str(font))
     glyph_of = {}
-    for code, glyph in ttf.getBestCmap().items():
+    cmap = ttf.getBestCmap()
+    assert cmap is not None, f"{font} has no Unicode character map"  # Noto Color Emoji has one
+    for code, glyph in cmap.items():
         try:
             glyph_of[unicodedata.name(chr(code)).lower()] = glyph
         except ValueError:
@@ -299,14 +301,16 @@ def prepare(cache_dir: Path | None = None, dirs=BACKGROUND_DIRS, font: Path = EM
         scale = PHOTO_SIDE / min(image.size)
         if scale < 1:
             image = image.resize(
-                (round(image.width * scale), round(image.height * scale)), PIL.Image.LANCZOS
+                (round(image.width * scale), round(image.height * scale)),
+                PIL.Image.Resampling.LANCZOS,
             )
         split = "test" if path.stem in TEST_BACKGROUNDS else "train"
         name = f"{hashlib.sha1(str(path).encode()).hexdigest()[:8]}-{path.stem}.png"
         image.save(partial / "backgrounds" / split / name)
         index["backgrounds"][split].append(name)
         index["sources"][name] = str(path)
-    np.savez_compressed(partial / "sprites.npz", **sprites)
+    # the keys are class names, never savez_compressed's own allow_pickle keyword
+    np.savez_compressed(partial / "sprites.npz", **sprites)  # pyright: ignore[reportArgumentType]
     (partial / "index.json").write_text(json.dumps(index, indent=1))
     shutil.rmtree(cache_dir, ignore_errors=True)
     partial.rename(cache_dir)
@@ -339,11 +343,13 @@ class ObjectsWorld:
         target, alpha, box = self.place(
             rng, label, size, SIZE_WORDS["small"][0], SIZE_WORDS["large"][1]
         )
+        # with nothing to avoid, the first try fits: place never gives up on the target
+        assert target is not None and alpha is not None and box is not None
         without_target = background
         if distractors and rng.random() < 0.3:
             other = str(rng.choice([n for n in CLASS_NAMES if n != label]))
             sprite, d_alpha, d_box = self.place(rng, other, size, 0.15, 0.28, avoid=box)
-            if d_box is not None:
+            if sprite is not None and d_alpha is not None:  # else (None, None, None): no room
                 without_target = composite(background, sprite, d_alpha)
         shadow = rng.random() < 0.3
         scene_image = without_target
@@ -367,17 +373,21 @@ class ObjectsWorld:
         side = int(rng.uniform(0.2, 1.0) * min(height, width))
         y0, x0 = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
         crop = PIL.Image.fromarray(photo[y0 : y0 + side, x0 : x0 + side])
-        crop = crop.resize((size, size), PIL.Image.BILINEAR if side < size else PIL.Image.BOX)
+        crop = crop.resize(
+            (size, size), PIL.Image.Resampling.BILINEAR if side < size else PIL.Image.Resampling.BOX
+        )
         array = np.asarray(crop)
         return array[:, ::-1].copy() if rng.random() < 0.5 else array
 
-    def place(self, rng, label: str, size: int, low: float, high: float, avoid=None):
+    def place(
+        self, rng, label: str, size: int, low: float, high: float, avoid=None
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | tuple[None, None, None]:
         """(RGB float HxWx3, alpha float HxW, box (x0, y0, x1, y1)) of an object placed on the canvas."""
         sprite = PIL.Image.fromarray(self.sprites[label])
         if rng.random() < 0.5:
-            sprite = sprite.transpose(PIL.Image.FLIP_LEFT_RIGHT)
+            sprite = sprite.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
         angle = float(rng.uniform(-25, 25))
-        sprite = sprite.rotate(angle, PIL.Image.BICUBIC, expand=True)
+        sprite = sprite.rotate(angle, PIL.Image.Resampling.BICUBIC, expand=True)
         bbox = sprite.getchannel("A").getbbox()
         sprite = sprite.crop(bbox)
         for _ in range(20):
@@ -396,7 +406,9 @@ class ObjectsWorld:
                 break
         else:
             return None, None, None
-        small = np.asarray(sprite.resize((w, h), PIL.Image.LANCZOS), dtype=np.float32) / 255
+        small = (
+            np.asarray(sprite.resize((w, h), PIL.Image.Resampling.LANCZOS), dtype=np.float32) / 255
+        )
         rgb = np.zeros((size, size, 3), np.float32)
         alpha = np.zeros((size, size), np.float32)
         rgb[y0 : y0 + h, x0 : x0 + w] = small[..., :3]

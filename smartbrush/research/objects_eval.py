@@ -28,6 +28,7 @@ more than CHANGED (max over channels). Metrics:
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import numpy as np
 from scipy import ndimage
@@ -82,7 +83,11 @@ def box_crop(image: np.ndarray, box, jitter=None) -> np.ndarray:
         cy, cx, side = cy + jitter[0] * side, cx + jitter[1] * side, side * jitter[2]
     extent = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
     pil = PIL.Image.fromarray(image).transform(
-        (CROP, CROP), PIL.Image.EXTENT, extent, PIL.Image.BILINEAR, fillcolor=(128, 128, 128)
+        (CROP, CROP),
+        PIL.Image.Transform.EXTENT,
+        extent,
+        PIL.Image.Resampling.BILINEAR,
+        fillcolor=(128, 128, 128),
     )
     return np.asarray(pil, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
 
@@ -168,7 +173,11 @@ def region_psnr_ssim(image: np.ndarray, truth: np.ndarray, region: np.ndarray):
     if not region.any():
         return 0.0, 0, 0.0
     error = (image[region].astype(np.float64) - truth[region]) ** 2
-    _, ssim_map = structural_similarity(image, truth, channel_axis=-1, full=True, data_range=255)
+    # full=True without gradient=True gives (mean, map); skimage's inferred type lists every variant
+    _, ssim_map = cast(
+        tuple[float, np.ndarray],
+        structural_similarity(image, truth, channel_axis=-1, full=True, data_range=255),
+    )
     return float(error.sum()), int(error.size), float(ssim_map.mean(-1)[region].sum())
 
 
@@ -194,7 +203,9 @@ def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The plain baseline: each hole pixel is a Gaussian-weighted mean of the known pixels around it."""
     from smartbrush.masks import bounding_box
 
-    top, left, bottom, right = bounding_box(mask)
+    bounds = bounding_box(mask)
+    assert bounds is not None, "blur_fill needs a non-empty mask"
+    top, left, bottom, right = bounds
     sigma = max(bottom - top, right - left) / 4
     known = (~mask).astype(np.float64)
     weight = ndimage.gaussian_filter(known, sigma) + 1e-8
@@ -208,7 +219,9 @@ def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def removal_lasso(mask: np.ndarray, margin: float = 0.08) -> np.ndarray:
     from smartbrush.masks import bounding_box
 
-    top, left, bottom, right = bounding_box(mask)
+    bounds = bounding_box(mask)
+    assert bounds is not None, "removal_lasso needs a non-empty mask"
+    top, left, bottom, right = bounds
     return ndimage.binary_dilation(
         mask, iterations=max(1, round(margin * max(bottom - top, right - left)))
     )

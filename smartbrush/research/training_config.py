@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ AUTOENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def load_config(
-    path: str | Path, overrides: list[str] = (), defaults: dict[str, dict[str, Any]] = DEFAULTS
+    path: str | Path, overrides: Sequence[str] = (), defaults: dict[str, dict[str, Any]] = DEFAULTS
 ) -> dict[str, dict[str, Any]]:
     """`defaults` (the training DEFAULTS unless given), updated from a TOML or YAML file, then from "section.key=value" overrides."""
     path = Path(path)

@@ -78,6 +78,8 @@ class Scene:
 
     @property
     def mask(self) -> np.ndarray:
+        if self.target is None:  # the AttributeError `None.mask` raised before, with a reason
+            raise AttributeError("a scene made with target=False has no target mask")
         return self.target.mask
 
 
@@ -280,7 +282,10 @@ def _pattern(rng, size, xx, yy) -> np.ndarray:
     else:  # smooth noise: bilinearly upsampled random grid
         cells = int(rng.integers(3, 8))
         coarse = PIL.Image.fromarray((rng.random((cells, cells)) * 255).astype(np.uint8))
-        weight = np.asarray(coarse.resize((size, size), PIL.Image.BILINEAR), dtype=float) / 255
+        weight = (
+            np.asarray(coarse.resize((size, size), PIL.Image.Resampling.BILINEAR), dtype=float)
+            / 255
+        )
     return a * (1 - weight[..., None]) + b * weight[..., None]
 
 
@@ -304,7 +309,7 @@ def render_grid(rows: list[list[np.ndarray]], scale: int = 4, gap: int = 2) -> P
     grid = PIL.Image.new("RGB", (columns * (w + gap) + gap, len(tiles) * (h + gap) + gap), "white")
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
-            image = PIL.Image.fromarray(tile).resize((w, h), PIL.Image.NEAREST)
+            image = PIL.Image.fromarray(tile).resize((w, h), PIL.Image.Resampling.NEAREST)
             grid.paste(image, (gap + c * (w + gap), gap + r * (h + gap)))
     return grid
 
