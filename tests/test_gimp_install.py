@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smartbrush.cli import UserError
+from smartbrush.cli import UserError, main
 from smartbrush.commands import install_plugin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +63,30 @@ def test_default_folder_is_gimp3s_config_folder(tmp_path, monkeypatch):
     assert install_plugin.gimp_config_dir() == tmp_path / "profile"
 
 
-def test_an_unusable_editor_python_is_a_user_error(tmp_path):
+def test_an_unusable_editor_python_is_a_user_error_and_installs_nothing(tmp_path):
     with pytest.raises(UserError, match="cannot run the editor's Python"):
         install_plugin.install_gimp(tmp_path, str(tmp_path / "no-such-python"))
+    assert not (tmp_path / "smartbrush-fill").exists()
+
+
+def test_a_python_without_zmq_that_gets_no_wheels_leaves_nothing_behind(tmp_path, monkeypatch):
+    # an editor Python that runs but cannot import zmq, and no wheels can be fetched for it
+    python = tmp_path / "python3"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S "$@"\n')
+    python.chmod(0o755)
+    monkeypatch.setattr(install_plugin, "DEPENDENCIES", ("no-such-package-smartbrush-test",))
+    with pytest.raises(UserError, match="nothing was installed"):
+        install_plugin.install_gimp(tmp_path / "plug-ins", str(python))
+    assert not (tmp_path / "plug-ins" / "smartbrush-fill").exists()
+
+
+def test_the_installer_says_the_daemon_must_run_and_when_no_gimp_is_here(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gimp on it
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["install-plugin", "gimp", "--dest", str(tmp_path / "plug-ins"),
+                 "--editor-python", sys.executable]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "the SmartBrush daemon must be running for it: start it with `smartbrush serve`" in out
+    assert "no GIMP 3 found here" in out

@@ -81,7 +81,7 @@ def daemon():
     from smartbrush.wire.client import Client, DaemonUnavailable
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "daemon", "--model", "tiny", "--endpoint", endpoint]
+    command = [sys.executable, "-m", "smartbrush.daemon", "--model", "tiny", "--endpoint", endpoint]
     process = subprocess.Popen(
         [*command, "--log-file", "-"],
         cwd=REPO,
@@ -133,6 +133,20 @@ def drop_group(kritarc: Path, group: str) -> None:
         if keep:
             lines.append(line)
     kritarc.write_text("\n".join(lines) + "\n")
+
+
+def pid_alive(pid: int, wait: float = 5.0) -> bool:
+    """Whether process `pid` still runs after up to `wait` seconds (a zombie counts as gone)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().split(")")[-1].split()[0] == "Z":
+                    return False
+        except FileNotFoundError:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def unpack(b64: str, channels: int) -> np.ndarray:
@@ -279,7 +293,16 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     pid_file = tmp_path / "started-daemon.pid"
     start_command = shlex.join(
         ["sh", "-c", f'echo $$ > "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
-        + ["-m", "daemon", "--model", "tiny", "--endpoint", start_endpoint, "--log-file", "-"]
+        + [
+            "-m",
+            "smartbrush.daemon",
+            "--model",
+            "tiny",
+            "--endpoint",
+            start_endpoint,
+            "--log-file",
+            "-",
+        ]
     )
     result_file = tmp_path / "driver.json"
     screenshot = os.environ.get("SMARTBRUSH_KRITA_SCREENSHOT", "")  # for docs/krita-docker.png
@@ -298,7 +321,8 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
             text=True,
         )
     finally:
-        if pid_file.exists():  # the daemon the docker started outlives Krita, by design
+        stopped_by_docker = pid_file.exists() and not pid_alive(int(pid_file.read_text()))
+        if pid_file.exists():  # if Stop daemon failed: do not leave it running
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
     assert result_file.exists(), (
@@ -354,3 +378,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", layer["name"])
     unchanged_except(started, {layer["name"]})
     check_inside(layer, selection, min_opaque=1)  # a random seed: any predicted shape
+    # Stop daemon stops the daemon the docker started
+    assert started["stop_button_visible"]
+    assert started["message_stopped"] == "Stopped the daemon that SmartBrush started."
+    assert stopped_by_docker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -74,15 +75,22 @@ def test_install_krita_plugin_for_a_user(home, capsys, monkeypatch):
     wire = sorted(p.name for p in Path(__file__).resolve().parents[1].glob("smartbrush/wire/*.py"))
     assert vendored == wire and "protocol.py" in wire
     assert (package / "vendor" / "smartbrush" / "__init__.py").is_file()
-    assert "enable_smartbrush_krita=true" in (home / ".config/kritarc").read_text()
+    kritarc = (home / ".config/kritarc").read_text()
+    assert "enable_smartbrush_krita=true" in kritarc
+    # Start daemon runs this very smartbrush (a virtualenv's is not on Krita's PATH)
+    start = shlex.join([sys.executable, "-m", "smartbrush", "serve"])
+    assert f"[SmartBrush]\nstart_command={start}" in kritarc
     out = capsys.readouterr().out
     assert "already importable by /usr/bin/python3" in out
     assert "first python3 on this PATH" not in out
 
-    # reinstalling replaces the old copy (no stale files left behind)
+    # reinstalling replaces the old copy (no stale files left behind); a command the user set stays
     (package / "stale.py").write_text("")
+    rc = home / ".config/kritarc"
+    rc.write_text(rc.read_text().replace(start, "/opt/sb/bin/smartbrush serve --model shapes"))
     assert main(["install-plugin", "krita"]) == 0
     assert not (package / "stale.py").exists()
+    assert "start_command=/opt/sb/bin/smartbrush serve --model shapes" in rc.read_text()
 
 
 def test_install_with_an_editor_python_that_cannot_run(home, tmp_path, capsys):

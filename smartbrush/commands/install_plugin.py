@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -100,11 +101,16 @@ def install_krita(dest: Path | None = None, editor_python: str | None = None) ->
 
     kritarc = krita_config_file()
     enable_krita_plugin(kritarc, KRITA_PLUGIN)
+    # Start daemon runs this smartbrush, wherever it lives (a virtualenv is not on Krita's PATH);
+    # a command the user set stays.
+    start = shlex.join([sys.executable, "-m", "smartbrush", "serve"])
+    set_kritarc(kritarc, "SmartBrush", "start_command", start, keep_if_set=True)
     print(f"Installed the SmartBrush Krita plugin in {package}")
     print(f"  shortcut and menu entry: {actions / (KRITA_PLUGIN + '.action')}")
     print(f"  enabled in {kritarc} (restart Krita; if Krita was running, it may overwrite this:")
     print("  then tick SmartBrush in Settings > Configure Krita > Python Plugin Manager)")
     print(f"  pyzmq and msgpack: {how}")
+    print(f"  Start daemon in the docker runs: {start}")
     if python is not None and (warning := krita_path_warning(python)):
         print(f"  note: {warning}")
     return package
@@ -189,21 +195,34 @@ def krita_path_warning(python: str) -> str | None:
 
 def enable_krita_plugin(kritarc: Path, name: str) -> None:
     """Set `enable_<name>=true` in the [python] group of kritarc, keeping everything else as it is."""
-    line = f"enable_{name}=true"
+    set_kritarc(kritarc, "python", f"enable_{name}", "true")
+
+
+OLD_START_COMMAND = "smartbrush serve"  # the docker's default before install-plugin set a full one
+
+
+def set_kritarc(
+    kritarc: Path, group: str, name: str, value: str, keep_if_set: bool = False
+) -> None:
+    """Set `name=value` in [group] of kritarc (a KConfig INI file), keeping everything else as it
+    is; with keep_if_set, a value already there stays (unless it is the old bare default)."""
+    line = f"{name}={value}"
     text = kritarc.read_text(encoding="utf-8") if kritarc.exists() else ""
     lines = text.splitlines()
     try:
-        start = lines.index("[python]")
+        start = lines.index(f"[{group}]")
     except ValueError:
-        lines += (["", "[python]"] if lines else ["[python]"]) + [line]
+        lines += (["", f"[{group}]"] if lines else [f"[{group}]"]) + [line]
     else:
         end = next(
             (i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines)
         )
-        key = re.compile(rf"^enable_{re.escape(name)}\s*=")
+        key = re.compile(rf"^{re.escape(name)}\s*=")
         found = [i for i in range(start + 1, end) if key.match(lines[i])]
         if found:
-            lines[found[0]] = line
+            current = lines[found[0]].split("=", 1)[1].strip()
+            if not (keep_if_set and current and current != OLD_START_COMMAND):
+                lines[found[0]] = line
         else:
             while end > start + 1 and not lines[end - 1].strip():
                 end -= 1  # keep the blank line before the next group
@@ -225,6 +244,9 @@ def install_gimp(dest: Path | None = None, editor_python: str | None = None) -> 
     source = PLUGINS / "gimp" / GIMP_PLUGIN
     if not (source / f"{GIMP_PLUGIN}.py").is_file():
         raise UserError(f"the GIMP plug-in sources are missing: {source} (use a source checkout)")
+    python = editor_python or default_gimp_python()
+    if python is not None:
+        python_version(python)  # fail before copying anything if that Python cannot run
     plug_ins = (dest or gimp_config_dir() / "plug-ins").expanduser()
     plug_ins.mkdir(parents=True, exist_ok=True)
 
@@ -237,12 +259,27 @@ def install_gimp(dest: Path | None = None, editor_python: str | None = None) -> 
 
     vendor = folder / "vendor"
     vendor_smartbrush(vendor)
-    python = editor_python or default_gimp_python()
-    how = provide_dependencies(python, vendor)
+    try:
+        how = provide_dependencies(python, vendor)
+    except UserError as error:
+        shutil.rmtree(folder)  # a plug-in that cannot run is not left behind
+        raise UserError(f"{error} (nothing was installed)") from None
     print(f"Installed the SmartBrush GIMP plug-in in {folder}")
     print("  restart GIMP, then select an area and use Filters > SmartBrush Fill...")
+    print("  the SmartBrush daemon must be running for it: start it with `smartbrush serve`")
     print(f"  pyzmq and msgpack: {how}")
+    if not gimp_found():
+        print(
+            "  note: no GIMP 3 found here (no gimp-3.0 or gimp on PATH, no Flatpak org.gimp.GIMP); "
+            "the plug-in is ready for when it is installed"
+        )
     return folder
+
+
+def gimp_found() -> bool:
+    """Whether this machine has a GIMP 3 this user could run."""
+    flatpak = Path.home() / ".var/app/org.gimp.GIMP"
+    return bool(shutil.which("gimp-3.0") or shutil.which("gimp") or flatpak.is_dir())
 
 
 def gimp_config_dir() -> Path:

@@ -65,6 +65,7 @@ class SmartBrushDocker(DockWidget):
         self.setWindowTitle("SmartBrush")
         self._pending = None  # (KritaCanvas, flow.PreparedFill) of the fill being run
         self._last_canvas: KritaCanvas | None = None  # where the last fill was placed
+        self._daemon = None  # the daemon process Start daemon ran: stopped with Krita
         self._cancel = threading.Event()
         self._fill_after_start = False
         self._signals = _Signals()
@@ -77,6 +78,7 @@ class SmartBrushDocker(DockWidget):
         self._load_settings()
         self._set_busy(False)
         _dockers.append(self)
+        Krita.instance().notifier().applicationClosing.connect(self.stop_daemon)
         self.destroyed.connect(lambda *_: _dockers.remove(self) if self in _dockers else None)
 
     # --- UI ------------------------------------------------------------------------------------
@@ -256,6 +258,7 @@ class SmartBrushDocker(DockWidget):
         command = self.start_command.text().strip()
         try:
             process = daemon_process.start(command)
+            self._daemon = process
         except (OSError, ValueError) as error:
             self._say(
                 f"Could not run `{command}`: {error}. Set the full command under Daemon > Start with."
@@ -270,6 +273,14 @@ class SmartBrushDocker(DockWidget):
             target=self._wait_for_daemon, args=(process, self._endpoint()), daemon=True
         ).start()
 
+    def stop_daemon(self) -> None:
+        """Stop the daemon this docker started (SIGTERM: it cancels its jobs and exits at once)."""
+        process, self._daemon = self._daemon, None
+        self.stop_button.hide()
+        if process is not None and process.poll() is None:
+            process.terminate()
+            self._say("Stopped the daemon that SmartBrush started.")
+
     def _wait_for_daemon(self, process, endpoint: str | None) -> None:
         ready, message = daemon_process.wait_until_ready(process, endpoint, CLIENT_NAME)
         if ready:
@@ -280,6 +291,7 @@ class SmartBrushDocker(DockWidget):
     def _on_daemon_ready(self, text: str) -> None:
         self._set_busy(False)
         self._say(text)
+        self.stop_button.setVisible(self._daemon is not None)
         if self._fill_after_start:
             self._fill_after_start = False
             self.start_fill()

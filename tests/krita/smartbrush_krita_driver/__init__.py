@@ -260,6 +260,10 @@ class Driver:
     @guarded
     def started_and_filled(self) -> None:
         self.record(self.case, self.new_nodes()[0])
+        stop = self.widget(QPushButton, "smartbrush_stop_daemon")
+        self.case["stop_button_visible"] = stop.isVisible()
+        stop.click()
+        self.case["message_stopped"] = self.message()
         self.finish()
 
     def finish(self, problem=None) -> None:
