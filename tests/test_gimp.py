@@ -272,6 +272,14 @@ def test_remove_is_its_own_procedure_and_says_when_the_model_cannot(batch):
     assert batch.names("remove") == batch.names("remove", "before")
 
 
+def test_the_model_sees_what_the_result_sits_on_not_the_layers_above(batch):
+    # Background is opaque, a half-transparent Top lies above it: filling above Background reads
+    # Background alone (Top stays above the result, so it is not painted twice), in a group too
+    expected = {"below_background_is_background": True, "top_changes_pixels": True,
+                "top_still_visible": True}  # fmt: skip
+    assert batch["reads"] == {"flat": expected, "grouped": expected}
+
+
 def test_a_grayscale_image_gets_a_grayscale_layer(batch):
     answer = batch["gray"]["answer"]
     assert answer["status"] == "success", answer

@@ -235,6 +235,15 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     x, y, w, h = rectangle["layers"][0]["bounds"]
     assert 40 <= x and 30 <= y and x + w <= 90 and y + h <= 70, rectangle["layers"][0]["bounds"]
 
+    # the model sees what the result will sit on: a half-transparent layer above is not baked in
+    assert result["reads"] == {
+        "below_middle_is_without_top": True,
+        "top_changes_pixels": True,
+        "below_top_is_everything": True,
+        "top_visible_again": True,
+        "projection_restored": True,
+    }
+
     # select_object=True: the object the model predicted becomes the selection, inside the fill
     picked = cases["select_object"]
     [layer] = picked["layers"]

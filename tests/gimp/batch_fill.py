@@ -199,6 +199,32 @@ def cases(job):
     }  # fmt: skip
 
 
+def what_the_model_sees():
+    """The plug-in's canvas adapter reads the layers the result will sit on, not those above."""
+    import sys
+
+    plug_in = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-ins", "smartbrush-fill")
+    sys.path[:0] = [plug_in, os.path.join(plug_in, "vendor")]
+    from gimp_canvas import GimpCanvas
+
+    from smartbrush.wire.editing import Rect
+
+    reads = {}
+    for grouped in (False, True):
+        image, background = make_image(grouped=grouped)
+        top = next(layer for layer in image.get_layers() if layer.get_name() == "Top")
+        everything = GimpCanvas(image, [top]).read_visible(Rect(0, 0, WIDTH, HEIGHT))
+        below = GimpCanvas(image, [background]).read_visible(Rect(0, 0, WIDTH, HEIGHT))
+        tag = "grouped" if grouped else "flat"
+        reads[tag] = {
+            "below_background_is_background": below == read(background),
+            "top_changes_pixels": everything != read(background),
+            "top_still_visible": top.get_visible(),
+        }
+        image.delete()
+    return reads
+
+
 def main():
     with open(os.environ["SMARTBRUSH_GIMP_JOB"]) as file:
         job = json.load(file)
@@ -207,6 +233,7 @@ def main():
     for name in job["cases"]:
         select, options = available[name]
         results[name] = case(job["out"], name, select, **options)
+    results["reads"] = what_the_model_sees()
     procedure = Gimp.get_pdb().lookup_procedure("plug-in-smartbrush-fill")
     results["procedure"] = {
         "menu_label": procedure.get_menu_label(),

@@ -200,6 +200,29 @@ def __main__(args):
             steps=3,
             seed=11,
         )
+        # what the model sees: the layers the result will sit on, not those above it
+        from smartbrush_krita import KritaCanvas
+
+        from smartbrush.wire.editing import Rect
+
+        doc6, middle6 = make_document(krita)
+        top6 = next(node for node in doc6.rootNode().childNodes() if node.name() == "Top")
+        everything = bytes(doc6.pixelData(0, 0, W, H))
+        below_middle = KritaCanvas(doc6, middle6).read_visible(Rect(0, 0, W, H))
+        below_top = KritaCanvas(doc6, top6).read_visible(Rect(0, 0, W, H))
+        top6.setVisible(False)
+        doc6.refreshProjection()
+        without_top = bytes(doc6.pixelData(0, 0, W, H))
+        top6.setVisible(True)
+        doc6.refreshProjection()
+        result["reads"] = {
+            "below_middle_is_without_top": below_middle == without_top,
+            "top_changes_pixels": everything != without_top,
+            "below_top_is_everything": below_top == everything,
+            "top_visible_again": top6.visible(),
+            "projection_restored": bytes(doc6.pixelData(0, 0, W, H)) == everything,
+        }
+
         # the painted object becomes the selection; Remove on a model without removal says so
         doc5, middle5 = make_document(krita)
         run_case(

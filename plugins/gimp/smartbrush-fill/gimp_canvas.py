@@ -21,6 +21,7 @@ class GimpCanvas:
     def __init__(self, image, drawables):
         self.image = image
         self.parent, self.position = _insertion_point(image, drawables)
+        self.path = _path(image, self.parent, self.position)
 
     def size(self):
         return self.image.get_width(), self.image.get_height()
@@ -35,9 +36,17 @@ class GimpCanvas:
         return _read(self.image.get_selection(), rect.x, rect.y, rect.width, rect.height, SELECTION)
 
     def read_visible(self, rect):
-        """A merged copy of the visible layers inside `rect`; the image itself is untouched."""
+        """What the new layer will sit on: a merged copy of the visible layers below the insertion
+        point inside `rect` (layers above it stay above the result, so none is painted twice); the
+        image itself is untouched."""
         copy = self.image.duplicate()
         try:
+            layers = copy.get_layers()
+            for depth, position in enumerate(self.path):  # hide what lies above, level by level
+                for layer in layers[:position]:
+                    layer.set_visible(False)
+                if depth + 1 < len(self.path):
+                    layers = layers[position].get_children()
             copy.crop(rect.width, rect.height, rect.x, rect.y)
             if not any(layer.get_visible() for layer in copy.get_layers()):
                 raise EditingError("No layer is visible: there is nothing to fill from.")
@@ -104,6 +113,15 @@ def _insertion_point(image, drawables):
     if drawable is not None and isinstance(drawable, Gimp.Layer):
         return drawable.get_parent(), image.get_item_position(drawable)
     return None, 0  # a channel or nothing: on top of the layer stack
+
+
+def _path(image, parent, position):
+    """Positions from the top level down to the insertion point (0 = top of a stack)."""
+    path = [position]
+    while parent is not None:
+        path.insert(0, image.get_item_position(parent))
+        parent = parent.get_parent()
+    return path
 
 
 def _read(drawable, x, y, width, height, babl_format):

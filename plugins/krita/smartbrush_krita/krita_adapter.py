@@ -52,8 +52,32 @@ class KritaCanvas:
         return bytes(self.document.selection().pixelData(rect.x, rect.y, rect.width, rect.height))
 
     def read_visible(self, rect: Rect) -> bytes:
-        self.document.waitForDone()  # the projection must include the last stroke
-        return bytes(self.document.pixelData(rect.x, rect.y, rect.width, rect.height))
+        """What the new layer will sit on: the image without the layers above the insertion point
+        (they stay above the result, so none is painted twice). They are hidden for the read only."""
+        hidden = [node for node in self._nodes_above() if node.visible()]
+        for node in hidden:
+            node.setVisible(False)
+        try:
+            if hidden:
+                self.document.refreshProjection()
+            self.document.waitForDone()  # the projection must include the last stroke
+            return bytes(self.document.pixelData(rect.x, rect.y, rect.width, rect.height))
+        finally:
+            for node in hidden:
+                node.setVisible(True)
+            if hidden:
+                self.document.refreshProjection()
+
+    def _nodes_above(self) -> list:
+        """The layers above where the result goes, at its level and every level up."""
+        above, parent, child = [], self.parent, self.above
+        while parent is not None:
+            siblings = [n for n in parent.childNodes() if n.type() not in MASK_TYPES]
+            index = next((i for i, n in enumerate(siblings) if n == child), None)
+            if index is not None:
+                above += siblings[index + 1 :]  # childNodes() go bottom to top
+            parent, child = parent.parentNode(), parent
+        return above
 
     def add_layers(self, rect: Rect, layers: list[flow.NewLayer], group: str | None) -> list:
         document = self.document
