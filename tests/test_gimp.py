@@ -354,7 +354,8 @@ def test_failures_are_a_clear_message_and_change_nothing(batch, case, status, wo
 def test_the_dialog_builds_and_a_user_can_fill_through_it(
     gimp_root, installed_plugin, daemon_endpoint, chroot_workdir
 ):
-    """Under Xvfb: the GimpUi dialog opens; typing a prompt and pressing OK adds the layer."""
+    """Under Xvfb: the GimpUi dialog opens; OK without a prompt brings it back with the problem
+    and the daemon's status; typing a prompt and pressing OK adds the layer."""
     host, inside = chroot_workdir
     for name in ("batch_dialog.py", "dialog_session.sh"):
         shutil.copy(GIMP_TESTS / name, host)
@@ -369,6 +370,8 @@ def test_the_dialog_builds_and_a_user_can_fill_through_it(
     done = subprocess.run(command, capture_output=True, text=True)
     gimp_log = (host / "gimp.log").read_text() if (host / "gimp.log").exists() else ""
     assert done.returncode == 0, done.stderr[-2000:] + gimp_log[-2000:]
+    # OK with no prompt did not close the dialog for good: it came back (saying what is missing)
+    assert (host / "dialogs").read_text().strip() == "2"
     record = json.loads((host / "dialog.json").read_text())
     assert record["status"] == "success", record
     assert len(record["layers"]) == 2 and record["layers"][1] == "Background"

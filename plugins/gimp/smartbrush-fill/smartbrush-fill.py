@@ -33,17 +33,6 @@ PROCEDURE = "plug-in-smartbrush-fill"
 REMOVE_PROCEDURE = "plug-in-smartbrush-remove"  # erase the selected object, continue the background
 CLIENT_NAME = "smartbrush-gimp"
 MAX_INT = 2**31 - 1  # GIMP's int arguments are 32-bit
-DIALOG_FIELDS = [
-    "prompt",
-    "negative-prompt",
-    "auto-precision",
-    "precision",
-    "steps",
-    "guidance",
-    "seed",
-    "variations",
-    "endpoint",
-]
 MISSING_MODULES_MESSAGE = (
     "SmartBrush needs the Python modules pyzmq and msgpack in GIMP's Python ({error}). "
     "Run `smartbrush install-plugin gimp` again, or install python3-zmq and python3-msgpack."
@@ -118,7 +107,7 @@ class SmartBrushFill(Gimp.PlugIn):
             "steps", "S_teps", "Denoising steps", steps.low, steps.high, steps.default, rw
         )
         procedure.add_double_argument(
-            "guidance", "_Guidance", "How strongly to follow the prompt; 0 uses the model's own default",
+            "guidance", "_Guidance (0: the model's)", "How strongly to follow the prompt; 0 uses the model's own default",
             guidance.low, guidance.high, 0.0, rw,
         )  # fmt: skip
         procedure.add_int_argument(
@@ -183,19 +172,28 @@ def add_results(procedure):
 
 def run(procedure, run_mode, image, drawables, config, run_data):
     try:
-        editing, _, gimp_canvas = _import_smartbrush()
+        editing, flow, gimp_canvas = _import_smartbrush()
         canvas = gimp_canvas.GimpCanvas(image, drawables)
         if canvas.selection_bounds() is None:  # before the dialog: no selection, no questions
             raise UserFacingError(editing.NO_SELECTION_MESSAGE, Gimp.PDBStatusType.CALLING_ERROR)
         remove = procedure.get_name() == REMOVE_PROCEDURE  # no dialog: nothing to type
-        if (
-            not remove
-            and run_mode == Gimp.RunMode.INTERACTIVE
-            and not show_dialog(procedure, config)
-        ):
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-        endpoint = config.get_property("endpoint") or None  # None: $SMARTBRUSH_ENDPOINT or default
-        layer, seed = fill(canvas, read_options(config, remove), endpoint)
+        prepared = []
+
+        def inputs_problem():
+            try:
+                prepared[:] = [flow.prepare(canvas, read_options(config, remove))]
+            except editing.EditingError as error:
+                return str(error)
+            return None
+
+        if not remove and run_mode == Gimp.RunMode.INTERACTIVE:
+            import dialog
+
+            if not dialog.ask(procedure, config, inputs_problem):
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+        elif (problem := inputs_problem()) is not None:
+            raise UserFacingError(problem, Gimp.PDBStatusType.CALLING_ERROR)
+        layer, seed = fill(canvas, prepared[0], config)
     except UserFacingError as error:
         return failure(procedure, error.status, str(error))
     except Exception as error:  # never a traceback for the user; the log keeps it for us
@@ -234,20 +232,10 @@ def describe(error, config):
 # --- dialog and options --------------------------------------------------------------------------
 
 
-def show_dialog(procedure, config):
-    gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi
+def endpoint_of(config):
+    from smartbrush.wire import client
 
-    GimpUi.init("smartbrush-fill")
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, "SmartBrush Fill")
-    dialog.get_spin_scale("precision", 1.0)  # a slider from exact (0) to box (1)
-    dialog.get_spin_scale("guidance", 1.0)
-    dialog.fill(DIALOG_FIELDS)
-    # The precision slider only matters when Auto precision is off.
-    dialog.set_sensitive("precision", True, config, "auto-precision", True)
-    accepted = dialog.run()
-    dialog.destroy()
-    return accepted
+    return client.resolve_endpoint(config.get_property("endpoint") or None)
 
 
 def read_options(config, remove=False):
@@ -271,18 +259,14 @@ def read_options(config, remove=False):
 # --- the fill ------------------------------------------------------------------------------------
 
 
-def fill(canvas, options, endpoint):
-    """The shared flow on this image; returns (first new layer, its seed)."""
+def fill(canvas, prepared, config):
+    """Send the prepared fill and place its result; returns (first new layer, its seed)."""
     editing, flow, _ = _import_smartbrush()
     from cancel_watchdog import CancelWatchdog
 
     from smartbrush.wire import client
 
-    where = client.resolve_endpoint(endpoint)
-    try:
-        prepared = flow.prepare(canvas, options)
-    except editing.EditingError as error:
-        raise UserFacingError(str(error), Gimp.PDBStatusType.CALLING_ERROR) from None
+    where = endpoint_of(config)
     Gimp.progress_init("SmartBrush: connecting to the daemon")
     try:
         with CancelWatchdog(where) as watchdog:

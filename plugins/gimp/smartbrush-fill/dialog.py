@@ -1,0 +1,78 @@
+"""The plug-in's dialog: GIMP's ProcedureDialog built from the procedure's arguments, with a line that
+says which daemon and model the fill will use. It stays open, with what was typed, until the inputs
+and the daemon are good or the user cancels (GIMP keeps the values of successful runs only)."""
+
+from html import escape
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gtk", "3.0")
+from gi.repository import GimpUi, Gtk  # noqa: E402
+
+from smartbrush.wire import client, editing  # noqa: E402
+
+FIELDS = [
+    "prompt", "negative-prompt", "auto-precision", "precision", "steps", "guidance", "seed",
+    "variations", "endpoint",
+]  # fmt: skip
+STATUS = "smartbrush-status"  # the label's id in the dialog
+
+
+def ask(procedure, config, inputs_problem):
+    """Show the dialog until `inputs_problem()` returns None and the daemon answers (the problem
+    is shown at the top of the next dialog); False when the user cancels."""
+    GimpUi.init("smartbrush-fill")
+    problem = None
+    while True:
+        if not _show(procedure, config, daemon_status(endpoint_of(config)), problem):
+            return False
+        endpoint = endpoint_of(config)  # the user may have changed it
+        problem = inputs_problem() or (None if daemon_info(endpoint) else daemon_down(endpoint))
+        if problem is None:
+            return True
+
+
+def endpoint_of(config):
+    return client.resolve_endpoint(config.get_property("endpoint") or None)
+
+
+def daemon_info(endpoint):
+    """The daemon's hello (model, resolution, ...), None when it does not answer within a second."""
+    try:
+        with client.Client(endpoint, timeout=1.0, client_name="smartbrush-gimp") as probe:
+            return probe.hello()
+    except client.SmartBrushError:
+        return None
+
+
+def daemon_down(endpoint):
+    return editing.daemon_down_message(endpoint, None) + " Start it with `smartbrush serve`."
+
+
+def daemon_status(endpoint):
+    """One line for the dialog: which daemon and model the fill will use."""
+    info = daemon_info(endpoint)
+    if info is None:
+        return daemon_down(endpoint)
+    loading = ", still loading" if info.get("loading") else ""
+    size = f", works at {info['resolution']} px" if info.get("resolution") else ""
+    return f"Daemon at {endpoint}: model {info['model']}{loading}{size}."
+
+
+def _show(procedure, config, status, problem):
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "SmartBrush Fill")
+    text = escape(status) if problem is None else f"<b>{escape(problem)}</b>\n{escape(status)}"
+    dialog.get_label(STATUS, text, True, False)
+    dialog.get_spin_scale("precision", 1.0)  # a slider from exact (0) to box (1)
+    dialog.get_spin_scale("guidance", 1.0)
+    dialog.fill([STATUS, *FIELDS])
+    # The precision slider only matters when Auto precision is off.
+    dialog.set_sensitive("precision", True, config, "auto-precision", True)
+    help_button = dialog.get_widget_for_response(Gtk.ResponseType.HELP)
+    if help_button is not None:  # it would open GIMP's manual, which has no page for us
+        help_button.hide()
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
