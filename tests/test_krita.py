@@ -345,6 +345,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert result["active_before"] == "Middle"
     assert result["no_selection"]["message"].startswith("Nothing is selected")
     assert result["no_selection"]["unchanged"]
+    assert result["no_selection"]["message_after_selecting"] == ""  # not stale once selected
 
     selection = unpack(result["selection"], 1)[..., 0]
     single = result["single"]
@@ -354,8 +355,13 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert single["siblings"][single["node"]["index"] - 1] == "Middle"  # above the active layer
     unchanged_except(single, {layer["name"]})
     check_inside(layer, selection)
-    assert single["message"] == f"Added “{layer['name']}”."
+    # auto precision is not invisible: a rectangle selection meant the box (1.00)
+    assert single["message"] == (
+        f"Added “{layer['name']}”. Auto precision: 1.00, from the selection's shape."
+    )
     assert single["after_undo"] == single["before"]  # undo removes the result, nothing else
+    # ... and the docker no longer speaks of it
+    assert single["message_after_undo"] == "" and not single["select_enabled_after_undo"]
 
     variations = result["variations"]
     assert variations["node"]["type"] == "grouplayer"

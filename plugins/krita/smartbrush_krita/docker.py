@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from krita import DockWidget, Extension, Krita
-from PyQt5.QtCore import QObject, pyqtSignal
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from smartbrush.wire import flow, protocol
 from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
@@ -22,6 +22,7 @@ from .krita_adapter import CLIENT_NAME, KritaCanvas
 
 DOCKER_ID = "smartbrush_docker"
 ACTION_ID = "smartbrush_fill"
+WATCH_MS = 500  # how often the message is checked against the document
 
 _dockers: list[SmartBrushDocker] = []
 
@@ -79,6 +80,10 @@ class SmartBrushDocker(DockWidget):
         self._set_busy(False)
         _dockers.append(self)
         Krita.instance().notifier().applicationClosing.connect(self.stop_daemon)
+        self._added: list = []  # the last fill's layers, while the message speaks of them
+        self._watcher = QTimer(self)
+        self._watcher.timeout.connect(self._keep_message_true)
+        self._watcher.start(WATCH_MS)
         self.destroyed.connect(lambda *_: _dockers.remove(self) if self in _dockers else None)
 
     # --- UI ------------------------------------------------------------------------------------
@@ -96,12 +101,30 @@ class SmartBrushDocker(DockWidget):
         self.fill_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
+        self.progress.setTextVisible(busy)  # an idle bar shows no "0%"
         if not busy:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
+
+    def _keep_message_true(self) -> None:
+        """What the document did since: a selection was made, the fill was undone, the image of a
+        running fill was closed (then its job is cancelled)."""
+        if self._pending is not None:
+            if not self._pending[0].is_open() and not self._cancel.is_set():
+                self._cancel.set()
+                self._say("The image was closed: cancelling its fill…")
+            return
+        text = self.message.text()
+        document = Krita.instance().activeDocument()
+        if text.startswith("Nothing is selected") and document and document.selection():
+            self._say("")
+        elif self._added and all(layer.parentNode() is None for layer in self._added):
+            self._added = []  # undone (or deleted): the message and the selectable object go too
+            self._say("")
+            self.select_button.setEnabled(False)
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
         pass
@@ -220,17 +243,22 @@ class SmartBrushDocker(DockWidget):
                 self._say("The image was closed while SmartBrush was working; nothing was added.")
                 return
             layers = flow.place(canvas, prepared, result)  # (Krita may process events in here)
+            self._added = layers
             self._last_canvas = canvas
             self.select_button.setEnabled(True)
             if result.get("masks"):
                 self._show_image(result["masks"][0])  # the object shape the model predicted
             names = ", ".join(f"“{layer.name()}”" for layer in layers[:2])
             more = f" and {len(layers) - 2} more" if len(layers) > 2 else ""
-            self._say(f"Added {names}{more}.")
+            how = ""
+            if prepared.request["precision"] == protocol.PRECISION_AUTO:
+                how = f" Auto precision: {result['precision']:.2f}, from the selection's shape."
+            self._say(f"Added {names}{more}.{how}")
             self.progress.setRange(0, 1)
             self.progress.setValue(1)  # 100 %
         except Exception as error:
             self._say(user_message(error))
+            self.progress.setValue(0)  # no full bar beside "nothing was added"
         finally:
             # Only now: a new fill may start once this one's layers are in place.
             self._pending = None
@@ -241,6 +269,7 @@ class SmartBrushDocker(DockWidget):
     def _on_failed(self, message: str, daemon_down: bool) -> None:
         self._pending = None
         self._set_busy(False)
+        self.image.clear()  # a cancelled or failed fill leaves no noise preview behind
         command = self.start_command.text().strip()
         if daemon_down and command:
             message += f" Press Start daemon to run `{command}`."

@@ -101,6 +101,9 @@ def build(docker) -> None:
     layout.addWidget(docker.progress)
     docker.message = QLabel(objectName="smartbrush_message")
     docker.message.setWordWrap(True)
+    # room for three lines: a long message does not push the buttons around
+    docker.message.setMinimumHeight(3 * docker.message.fontMetrics().lineSpacing())
+    docker.message.setAlignment(Qt.AlignTop | Qt.AlignLeft)
     docker.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
     layout.addWidget(docker.message)
     docker.start_button = QPushButton("Start daemon", objectName="smartbrush_start_daemon")

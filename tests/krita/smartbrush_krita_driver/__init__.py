@@ -170,6 +170,11 @@ class Driver:
         self.doc.setSelection(selection)
         self.doc.waitForDone()
         self.result["selection"] = b64(self.doc.selection().pixelData(0, 0, W, H))
+        QTimer.singleShot(1200, self.selected)
+
+    @guarded
+    def selected(self) -> None:
+        self.result["no_selection"]["message_after_selecting"] = self.message()
         self.fill("single", variations=1, then=self.variations)
 
     @guarded
@@ -198,6 +203,10 @@ class Driver:
     def undone(self, then) -> None:
         self.doc.waitForDone()
         self.case["after_undo"] = snapshot(self.doc)
+        self.case["message_after_undo"] = self.message()
+        self.case["select_enabled_after_undo"] = self.widget(
+            QPushButton, "smartbrush_select_object"
+        ).isEnabled()
         then()
 
     def record(self, case, node) -> None:
