@@ -204,3 +204,11 @@ def test_user_messages_never_show_a_traceback():
     assert editing.user_message(NoSelection(editing.NO_SELECTION_MESSAGE)).startswith("Nothing")
     assert "Traceback" not in editing.user_message(RuntimeError("boom"))
     assert "smartbrush serve" in editing.daemon_down_message("tcp://127.0.0.1:1")
+
+
+def test_an_endpoint_that_is_not_an_address_is_named_before_anything_is_sent():
+    for good in ("", "tcp://127.0.0.1:5737", "tcp://*:5737", "tcp://[::1]:5737", "ipc:///tmp/sb"):
+        assert editing.endpoint_problem(good) is None, good
+    for bad in ("b", "tcp://127.0.0.1:5737b", "localhost:5737", "tcp://host"):
+        problem = editing.endpoint_problem(bad)
+        assert problem and repr(bad) in problem and "Daemon > Endpoint" in problem

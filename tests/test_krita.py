@@ -355,6 +355,9 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert single["siblings"][single["node"]["index"] - 1] == "Middle"  # above the active layer
     unchanged_except(single, {layer["name"]})
     check_inside(layer, selection)
+    # after clicking Fill the keyboard is the canvas's, not a text field's (Ctrl+Z, tool keys)
+    assert single["focus_before_fill"] == "smartbrush_fill_button"
+    assert single["focus_in_a_text_field"] is False and single["focus_after_fill"], single
     # auto precision is not invisible: a rectangle selection meant the box (1.00)
     assert single["message"] == (
         f"Added “{layer['name']}”. Auto precision: 1.00, from the selection's shape."

@@ -20,6 +20,7 @@ A fill in an editor is:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from smartbrush.wire import protocol
@@ -292,6 +293,22 @@ def short_prompt(prompt: str, limit: int = PROMPT_CHARS_IN_NAME) -> str:
 
 
 # --- messages ------------------------------------------------------------------------------------
+
+
+ENDPOINT_PATTERN = re.compile(
+    r"(tcp://(\[[0-9a-fA-F:.]+\]|[\w.*-]+):\d{1,5}|ipc://\S+|inproc://\S+)"
+)
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why `endpoint` (a settings field; empty: the default) is not a daemon address, or None."""
+    endpoint = endpoint.strip()
+    if not endpoint or ENDPOINT_PATTERN.fullmatch(endpoint):
+        return None
+    return (
+        f"The daemon endpoint {endpoint!r} is not an address like {protocol.DEFAULT_ENDPOINT}; "
+        "fix it under Daemon > Endpoint (or empty it for the default)."
+    )
 
 
 def daemon_down_message(endpoint: str, start_command: str | None = "smartbrush serve") -> str:

@@ -12,10 +12,11 @@ import threading
 
 from krita import DockWidget, Extension, Krita
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from PyQt5.QtWidgets import QMdiArea
 
 from smartbrush.wire import flow, protocol
 from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
-from smartbrush.wire.editing import EditingError, FillOptions, user_message
+from smartbrush.wire.editing import EditingError, FillOptions, endpoint_problem, user_message
 
 from . import daemon_process, panel, settings
 from .krita_adapter import CLIENT_NAME, KritaCanvas
@@ -172,6 +173,9 @@ class SmartBrushDocker(DockWidget):
             return
         self.start_button.hide()
         self._save_settings()
+        if problem := endpoint_problem(self.endpoint.text()):
+            self._say(problem)
+            return
         try:
             canvas = KritaCanvas(Krita.instance().activeDocument())
             prepared = flow.prepare(canvas, self._options(remove))
@@ -185,6 +189,7 @@ class SmartBrushDocker(DockWidget):
             return
         self._pending = (canvas, prepared)
         self._cancel = threading.Event()
+        _focus_canvas()  # before the Fill button is disabled: Qt would hand focus to the endpoint
         self._set_busy(True)
         self.progress.setRange(0, 0)  # busy until the daemon reports steps
         self.image.clear()
@@ -324,3 +329,12 @@ class SmartBrushDocker(DockWidget):
         if self._fill_after_start:
             self._fill_after_start = False
             self.start_fill()
+
+
+def _focus_canvas() -> None:
+    """Give the keyboard back to the canvas, so Ctrl+Z undoes the fill and tool keys reach tools."""
+    window = Krita.instance().activeWindow()
+    area = window.qwindow().findChild(QMdiArea) if window is not None else None
+    view = area.activeSubWindow() if area is not None else None
+    if view is not None and view.widget() is not None:
+        view.widget().setFocus()

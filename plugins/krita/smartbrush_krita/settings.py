@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from krita import Krita
 
-from smartbrush.wire import protocol
+from smartbrush.wire import editing, protocol
 
 GROUP = "SmartBrush"
 DEFAULT_START_COMMAND = "smartbrush serve"
@@ -40,9 +40,11 @@ def save(docker) -> None:
         "random_seed": "true" if docker.random_seed.isChecked() else "false",
         "seed": str(docker.seed.value()),
         "variations": str(docker.variations.value()),
-        "endpoint": docker.endpoint.text().strip(),
         "start_command": docker.start_command.text().strip(),
     }
+    endpoint = docker.endpoint.text().strip()
+    if editing.endpoint_problem(endpoint) is None:  # a stray key typed there is not kept
+        values["endpoint"] = endpoint
     for key, value in values.items():
         app.writeSetting(GROUP, key, value)
 

@@ -185,7 +185,18 @@ class Driver:
         """Trigger the action, wait for the result, record it, undo, record again, then()."""
         self.case = self.result[name] = {"before": snapshot(self.doc)}
         self.widget(QSpinBox, "smartbrush_variations").setValue(variations)
-        self.action.trigger()
+        if name == "single":  # as a mouse click does: the Fill button has the keyboard focus
+            button = self.widget(QPushButton, "smartbrush_fill_button")
+            QApplication.setActiveWindow(self.app.activeWindow().qwindow())  # no window manager
+            button.setFocus()
+            before = QApplication.focusWidget()
+            self.case["focus_before_fill"] = before.objectName() if before else None
+            button.click()
+            focus = QApplication.focusWidget()
+            self.case["focus_after_fill"] = type(focus).__name__ if focus else None
+            self.case["focus_in_a_text_field"] = isinstance(focus, QLineEdit)
+        else:
+            self.action.trigger()
         self.wait(self.idle, lambda: self.filled(then), name)
 
     @guarded
