@@ -118,6 +118,7 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
         "masks": [images.from_pil(mask, "L") for mask in output.masks],
         "seeds": [int(seed) for seed in output.seeds],
         "precision": float(output.precision),
+        "resolution": getattr(pipeline, "resolution", None),  # what the model works at
     }
     result["timings"] = {
         "decode": job.decode_seconds,

@@ -205,3 +205,13 @@ def test_no_answer_from_a_remote_or_curve_daemon_mentions_authentication():
     assert "authentication may be the cause" in remote and "CURVE" in remote
     keys = Unavailable("no daemon answered ... (CURVE keys in use: check that they match)")
     assert "authentication" in editing.user_message(keys, "tcp://127.0.0.1:5737")
+
+
+def test_a_large_area_gets_an_upscaling_note_before_and_after_the_fill(endpoint):
+    assert flow.upscale_note(Rect(0, 0, 90, 60), 32) is None  # under 3x: nothing to say
+    note = flow.upscale_note(Rect(0, 0, 400, 300), 32)
+    assert note and "works at 32 px" in note and "400x300" in note and "12x" in note
+    assert flow.upscale_note(Rect(0, 0, 400, 300), None) is None  # unknown yet
+    # the daemon says what its model works at, so an editor can warn from then on
+    result = flow.send(flow.prepare(FakeCanvas(), FillOptions("a cat", steps=1)), endpoint=endpoint)
+    assert result["resolution"] == 32

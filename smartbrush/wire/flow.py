@@ -86,6 +86,22 @@ def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None)
     return PreparedFill(context, editing.build_fill_request(image, mask, options))
 
 
+UPSCALE_NOTE_FACTOR = 3  # from this much upscaling on, the fill is soft enough to say so
+
+
+def upscale_note(area: Rect, resolution: int | None) -> str | None:
+    """A warning when the model, working at `resolution` px, must blow the fill up a lot."""
+    if not resolution:
+        return None
+    factor = max(area.width, area.height) / resolution
+    if factor < UPSCALE_NOTE_FACTOR:
+        return None
+    return (
+        f"The model works at {resolution} px: this {area.width}x{area.height} area is upscaled "
+        f"{factor:.0f}x, so fine detail will be soft (a smaller selection gives a sharper fill)."
+    )
+
+
 def send(
     prepared: PreparedFill,
     *,

@@ -11,7 +11,7 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from gi.repository import GimpUi, Gtk  # noqa: E402
 
-from smartbrush.wire import client, editing  # noqa: E402
+from smartbrush.wire import client, editing, flow  # noqa: E402
 
 FIELDS = [
     "prompt", "negative-prompt", "auto-precision", "precision", "steps", "guidance", "seed",
@@ -20,13 +20,13 @@ FIELDS = [
 STATUS = "smartbrush-status"  # the label's id in the dialog
 
 
-def ask(procedure, config, inputs_problem):
+def ask(procedure, config, inputs_problem, area=None):
     """Show the dialog until `inputs_problem()` returns None and the daemon answers (the problem
     is shown at the top of the next dialog); False when the user cancels."""
     GimpUi.init("smartbrush-fill")
     problem = None
     while True:
-        if not _show(procedure, config, daemon_status(endpoint_of(config)), problem):
+        if not _show(procedure, config, daemon_status(endpoint_of(config), area), problem):
             return False
         endpoint = endpoint_of(config)  # the user may have changed it
         problem = inputs_problem() or (None if daemon_info(endpoint) else daemon_down(endpoint))
@@ -51,14 +51,17 @@ def daemon_down(endpoint):
     return editing.daemon_down_message(endpoint, None) + " Start it with `smartbrush serve`."
 
 
-def daemon_status(endpoint):
-    """One line for the dialog: which daemon and model the fill will use."""
+def daemon_status(endpoint, area=None):
+    """The dialog's first line: which daemon and model the fill will use (and a warning when the
+    model must upscale the context `area` a lot)."""
     info = daemon_info(endpoint)
     if info is None:
         return daemon_down(endpoint)
     loading = ", still loading" if info.get("loading") else ""
     size = f", works at {info['resolution']} px" if info.get("resolution") else ""
-    return f"Daemon at {endpoint}: model {info['model']}{loading}{size}."
+    note = flow.upscale_note(area, info.get("resolution")) if area is not None else None
+    status = f"Daemon at {endpoint}: model {info['model']}{loading}{size}."
+    return status + (f"\n{note}" if note else "")
 
 
 def _show(procedure, config, status, problem):

@@ -189,7 +189,9 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         if not remove and run_mode == Gimp.RunMode.INTERACTIVE:
             import dialog
 
-            if not dialog.ask(procedure, config, inputs_problem):
+            bounds = canvas.selection_bounds()
+            area = editing.context_rect(bounds, *canvas.size())  # what the model will see
+            if not dialog.ask(procedure, config, inputs_problem, area):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         elif (problem := inputs_problem()) is not None:
             raise UserFacingError(problem, Gimp.PDBStatusType.CALLING_ERROR)

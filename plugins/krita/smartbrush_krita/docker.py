@@ -82,6 +82,7 @@ class SmartBrushDocker(DockWidget):
         _dockers.append(self)
         Krita.instance().notifier().applicationClosing.connect(self.stop_daemon)
         self._added: list = []  # the last fill's layers, while the message speaks of them
+        self._resolution: int | None = None  # the daemon's model's working size, once known
         self._watcher = QTimer(self)
         self._watcher.timeout.connect(self._keep_message_true)
         self._watcher.start(WATCH_MS)
@@ -193,7 +194,8 @@ class SmartBrushDocker(DockWidget):
         self._set_busy(True)
         self.progress.setRange(0, 0)  # busy until the daemon reports steps
         self.image.clear()
-        self._say("Sending to the SmartBrush daemon…")
+        note = flow.upscale_note(prepared.context, self._resolution)  # known after one fill
+        self._say("Sending to the SmartBrush daemon…" + (f" Note: {note}" if note else ""))
         args = (prepared, self._endpoint(), self._cancel)
         threading.Thread(target=self._run, args=args, name="smartbrush-fill", daemon=True).start()
 
@@ -258,7 +260,9 @@ class SmartBrushDocker(DockWidget):
             how = ""
             if prepared.request["precision"] == protocol.PRECISION_AUTO:
                 how = f" Auto precision: {result['precision']:.2f}, from the selection's shape."
-            self._say(f"Added {names}{more}.{how}")
+            self._resolution = result.get("resolution")
+            note = flow.upscale_note(prepared.context, self._resolution)
+            self._say(f"Added {names}{more}.{how}" + (f" Note: {note}" if note else ""))
             self.progress.setRange(0, 1)
             self.progress.setValue(1)  # 100 %
         except Exception as error:
