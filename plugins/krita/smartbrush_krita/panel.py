@@ -15,6 +15,7 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -22,7 +23,7 @@ from PyQt5.QtWidgets import (
 from smartbrush.wire import protocol
 from smartbrush.wire.client import resolve_endpoint
 
-PREVIEW_SIDE = 192
+PREVIEW_SIDE = 128
 
 
 def build(docker) -> None:
@@ -58,6 +59,18 @@ def build(docker) -> None:
     row.addWidget(QLabel("box"))
     form.addRow("", row)
 
+    layout.addLayout(form)
+    # the settings one seldom changes, folded away so the docker leaves room for the Layers docker
+    toggle = QToolButton(objectName="smartbrush_more", text="More settings", checkable=True)
+    toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+    toggle.setArrowType(Qt.RightArrow)
+    toggle.setAutoRaise(True)
+    layout.addWidget(toggle)
+    docker.more = QWidget(objectName="smartbrush_more_settings")
+    more = QVBoxLayout(docker.more)
+    more.setContentsMargins(0, 0, 0, 0)
+    form = QFormLayout()
+    more.addLayout(form)
     docker.steps = spin_box("steps", objectName="smartbrush_steps")
     form.addRow("Steps", docker.steps)
     docker.random_seed = QCheckBox("Random", objectName="smartbrush_random_seed")
@@ -70,7 +83,23 @@ def build(docker) -> None:
     form.addRow("Seed", row)
     docker.variations = spin_box("variations", objectName="smartbrush_variations")
     form.addRow("Variations", docker.variations)
-    layout.addLayout(form)
+
+    daemon = QGroupBox("Daemon")
+    daemon_form = QFormLayout(daemon)
+    docker.endpoint = QLineEdit(objectName="smartbrush_endpoint")
+    docker.endpoint.setPlaceholderText(resolve_endpoint(None))
+    docker.start_command = QLineEdit(objectName="smartbrush_start_command")
+    daemon_form.addRow("Endpoint", docker.endpoint)
+    daemon_form.addRow("Start with", docker.start_command)
+    more.addWidget(daemon)
+    docker.more.hide()
+
+    def fold(shown: bool) -> None:
+        docker.more.setVisible(shown)
+        toggle.setArrowType(Qt.DownArrow if shown else Qt.RightArrow)
+
+    toggle.toggled.connect(fold)
+    layout.addWidget(docker.more)
 
     buttons = QHBoxLayout()
     docker.fill_button = QPushButton("Fill", objectName="smartbrush_fill_button")
@@ -120,14 +149,6 @@ def build(docker) -> None:
     docker.image.setMinimumHeight(PREVIEW_SIDE // 2)
     layout.addWidget(docker.image)
 
-    daemon = QGroupBox("Daemon")
-    daemon_form = QFormLayout(daemon)
-    docker.endpoint = QLineEdit(objectName="smartbrush_endpoint")
-    docker.endpoint.setPlaceholderText(resolve_endpoint(None))
-    docker.start_command = QLineEdit(objectName="smartbrush_start_command")
-    daemon_form.addRow("Endpoint", docker.endpoint)
-    daemon_form.addRow("Start with", docker.start_command)
-    layout.addWidget(daemon)
     layout.addStretch(1)
     docker.setWidget(root)
 
