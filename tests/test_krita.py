@@ -235,6 +235,12 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     x, y, w, h = rectangle["layers"][0]["bounds"]
     assert 40 <= x and 30 <= y and x + w <= 90 and y + h <= 70, rectangle["layers"][0]["bounds"]
 
+    # a 16-bit document is filled (not refused) and keeps its depth; the layer is 16-bit
+    deep = result["deep"]
+    assert deep["depth"] == "U16" and deep["bytes_per_pixel"] == 8
+    assert deep["name"] == "SmartBrush: a red ball (seed 11)" and deep["opaque_pixels"] > 0
+    assert deep["all_v_times_257"]  # 8-bit results widened exactly (255 -> 65535)
+
     # the model sees what the result will sit on: a half-transparent layer above is not baked in
     assert result["reads"] == {
         "below_middle_is_without_top": True,

@@ -223,6 +223,27 @@ def __main__(args):
             "projection_restored": bytes(doc6.pixelData(0, 0, W, H)) == everything,
         }
 
+        # a 16-bit document is filled too: read as 8-bit, the new layer written in 16 bits
+        deep = krita.createDocument(W, H, "smartbrush-16bit", "RGBA", "U16", "", 72.0)
+        deep.setBatchmode(True)
+        selection = Selection()
+        selection.select(40, 30, 50, 40, 255)
+        deep.setSelection(selection)
+        deep.refreshProjection()
+        [deep_layer] = smartbrush_krita.fill_selection(
+            deep, prompt="a red ball", endpoint=endpoint, steps=3, seed=11
+        )
+        data = bytes(deep_layer.pixelData(0, 0, W, H))
+        result["deep"] = {
+            "depth": deep.colorDepth(),
+            "bytes_per_pixel": len(data) // (W * H),
+            "opaque_pixels": sum(
+                1 for i in range(6, len(data), 8) if data[i : i + 2] == b"\xff\xff"
+            ),
+            "all_v_times_257": data[0::2] == data[1::2],
+            "name": deep_layer.name(),
+        }
+
         # the painted object becomes the selection; Remove on a model without removal says so
         doc5, middle5 = make_document(krita)
         run_case(

@@ -29,13 +29,15 @@ class KritaCanvas:
     def __init__(self, document: Any, layer: Any = None) -> None:
         if document is None:
             raise EditingError("Open an image first.")
-        if (document.colorModel(), document.colorDepth()) != ("RGBA", "U8"):
+        if document.colorModel() != "RGBA" or document.colorDepth() not in ("U8", "U16"):
             raise EditingError(
-                "SmartBrush works on 8-bit RGB images; this one is "
+                "SmartBrush works on 8- and 16-bit integer RGB images; this one is "
                 f"{document.colorModel()} {document.colorDepth()}. Convert it with "
-                "Image > Convert Image Color Space (RGB/Alpha, 8-bit integer)."
+                "Image > Convert Image Color Space (RGB/Alpha, 8- or 16-bit integer)."
             )
         self.document = document
+        # 16-bit: read as 8-bit (the high byte) and write the layer in 16 bits (v * 257)
+        self.wide = document.colorDepth() == "U16"
         self.parent, self.above = _placement(document, layer)
         self.placed: tuple[Rect, list[flow.NewLayer]] | None = None  # the last add_layers
 
@@ -61,7 +63,8 @@ class KritaCanvas:
             if hidden:
                 self.document.refreshProjection()
             self.document.waitForDone()  # the projection must include the last stroke
-            return bytes(self.document.pixelData(rect.x, rect.y, rect.width, rect.height))
+            data = bytes(self.document.pixelData(rect.x, rect.y, rect.width, rect.height))
+            return data[1::2] if self.wide else data  # little-endian 16 bit: the high bytes
         finally:
             for node in hidden:
                 node.setVisible(True)
@@ -84,7 +87,7 @@ class KritaCanvas:
         nodes = []
         for layer in layers:
             node = document.createNode(layer.name, "paintlayer")
-            node.setPixelData(layer.pixels, rect.x, rect.y, rect.width, rect.height)
+            node.setPixelData(_widen(layer.pixels) if self.wide else layer.pixels, *rect_args(rect))
             node.setVisible(layer.visible)
             nodes.append(node)
         # Only now touch the layer stack, in one go.
@@ -164,6 +167,17 @@ def fill_selection(
     if select_object:
         canvas.select_painted_object()
     return layers
+
+
+def rect_args(rect: Rect) -> tuple[int, int, int, int]:
+    return rect.x, rect.y, rect.width, rect.height
+
+
+def _widen(data: bytes) -> bytes:
+    """8-bit channel values as little-endian 16-bit ones (v * 257: 255 becomes 65535)."""
+    wide = bytearray(2 * len(data))
+    wide[0::2] = wide[1::2] = data
+    return bytes(wide)
 
 
 def _placement(document: Any, layer: Any) -> tuple[Any, Any]:
