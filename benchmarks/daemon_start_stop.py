@@ -143,25 +143,36 @@ with Client(sys.argv[1], timeout=120) as client:
 """
 
 
+def big_png_sender(endpoint: str) -> subprocess.Popen:
+    """A process that has made the 16 MP PNG and sends its fill when told to (`go`)."""
+    sender = subprocess.Popen(
+        [sys.executable, "-c", BIG_PNG_SENDER, endpoint],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert sender.stdout is not None
+    sender.stdout.readline()  # the PNG is ready
+    return sender
+
+
+def go(sender: subprocess.Popen) -> None:
+    assert sender.stdin is not None
+    sender.stdin.write("go\n")
+    sender.stdin.flush()
+
+
 def png_stall(threads: int) -> tuple[float, float, tuple[float, float]]:
     """(typical hello round trip, longest one while a 16 MP PNG fill (sent by another process)
     arrives and runs, router_busy()) on the tiny model."""
     process, endpoint, _ = start("tiny", threads)
     wait_for_hello(endpoint)
-    sender = subprocess.Popen(
-        [sys.executable, "-c", BIG_PNG_SENDER, endpoint],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert sender.stdout is not None and sender.stdin is not None
-    sender.stdout.readline()
+    sender = big_png_sender(endpoint)
     with Client(endpoint, timeout=30) as probe:
         quiet = []
         for _ in range(20):
             t = time.monotonic()
             probe.hello()
             quiet.append(time.monotonic() - t)
-        sender.stdin.write("go\n")
-        sender.stdin.flush()
+        go(sender)
         longest = 0.0
         while sender.poll() is None:
             t = time.monotonic()
@@ -191,15 +202,9 @@ def router_busy() -> tuple[float, float]:
     endpoint = daemon.bind()
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
-    sender = subprocess.Popen(
-        [sys.executable, "-c", BIG_PNG_SENDER, endpoint],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert sender.stdout is not None and sender.stdin is not None
-    sender.stdout.readline()
+    sender = big_png_sender(endpoint)
     busy.clear()
-    sender.stdin.write("go\n")
-    sender.stdin.flush()
+    go(sender)
     sender.wait()
     daemon.stop()
     thread.join(30)

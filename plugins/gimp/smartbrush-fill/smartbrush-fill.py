@@ -57,14 +57,7 @@ class SmartBrushFill(Gimp.PlugIn):
     def do_create_procedure(self, name):
         if name == REMOVE_PROCEDURE:
             return self.create_remove_procedure(name)
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
-        procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(
-            Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
-        )
-        procedure.set_menu_label("SmartBrush _Fill...")
-        procedure.add_menu_path("<Image>/Filters")
-        procedure.add_menu_path("<Image>/Edit")
+        procedure = self.new_procedure(name, "SmartBrush _Fill...")
         procedure.set_documentation(
             "Paint what the prompt describes into the selection, as a new layer",
             "Sends the visible pixels around the selection, the selection (soft edges kept) and the "
@@ -73,7 +66,6 @@ class SmartBrushFill(Gimp.PlugIn):
             "all but the first hidden. Existing layers are never changed; the whole fill is one undo step.",
             name,
         )
-        procedure.set_attribution("SmartBrush contributors", "SmartBrush contributors", "2026")
         rw = GObject.ParamFlags.READWRITE
         procedure.add_string_argument(
             "prompt", "_Prompt", "What to paint into the selection", "", rw
@@ -128,15 +120,21 @@ class SmartBrushFill(Gimp.PlugIn):
         add_results(procedure)
         return procedure
 
-    def create_remove_procedure(self, name):
+    def new_procedure(self, name, label):
+        """An image procedure under Filters and Edit, for RGB and grey images with a drawable."""
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(
             Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
         )
-        procedure.set_menu_label("SmartBrush _Remove Object")
+        procedure.set_menu_label(label)
         procedure.add_menu_path("<Image>/Filters")
         procedure.add_menu_path("<Image>/Edit")
+        procedure.set_attribution("SmartBrush contributors", "SmartBrush contributors", "2026")
+        return procedure
+
+    def create_remove_procedure(self, name):
+        procedure = self.new_procedure(name, "SmartBrush _Remove Object")
         procedure.set_documentation(
             "Erase what is selected and continue the background, as a new layer",
             "Asks the SmartBrush daemon to remove the object under the selection (select it with "
@@ -144,7 +142,6 @@ class SmartBrushFill(Gimp.PlugIn):
             "layer. Needs a model trained for removal (the demo model is).",
             name,
         )
-        procedure.set_attribution("SmartBrush contributors", "SmartBrush contributors", "2026")
         rw = GObject.ParamFlags.READWRITE
         steps = _fill_options()["steps"]
         procedure.add_int_argument(
