@@ -65,10 +65,10 @@ def main() -> None:
     PIL.Image.fromarray(base).save(OUT / "removal-truth.jpg", quality=92)  # the photo without it
     bounds = bounding_box(mask)
     assert bounds is not None  # the silhouette of a placed sprite is never empty
-    top, left, bottom, right = bounds
+    _, _, width, height = bounds
     from scipy import ndimage
 
-    lasso = ndimage.binary_dilation(mask, iterations=round(0.08 * max(bottom - top, right - left)))
+    lasso = ndimage.binary_dilation(mask, iterations=round(0.08 * max(height, width)))
     PIL.Image.fromarray(lasso).save(OUT / "removal-mask.png")
     removal = {"image": "removal.jpg", "mask": "removal-mask.png", "truth": "removal-truth.jpg",
                "source": stem, "object": label}  # fmt: skip

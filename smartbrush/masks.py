@@ -42,12 +42,16 @@ def as_binary(mask: np.ndarray) -> np.ndarray:
 
 
 def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(top, left, bottom, right) of the set pixels, bottom/right exclusive; None when empty."""
+    """(x, y, width, height) of the set pixels, None when there are none.
+
+    The editors' and the wire's rectangle convention (smartbrush.wire.editing.Rect, the protocol's
+    `box`); the box's pixels are mask[y : y + height, x : x + width]."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+    x, y = int(cols[0]), int(rows[0])
+    return x, y, int(cols[-1]) + 1 - x, int(rows[-1]) + 1 - y
 
 
 def box_mask(mask: np.ndarray) -> np.ndarray:
@@ -55,8 +59,8 @@ def box_mask(mask: np.ndarray) -> np.ndarray:
     box = np.zeros(mask.shape, dtype=bool)
     bounds = bounding_box(mask)
     if bounds is not None:
-        top, left, bottom, right = bounds
-        box[top:bottom, left:right] = True
+        x, y, width, height = bounds
+        box[y : y + height, x : x + width] = True
     return box
 
 
@@ -90,7 +94,8 @@ def precision_mask(mask: np.ndarray, level: int, num_levels: int = NUM_LEVELS) -
     box = box_mask(exact)
     if level == num_levels:
         return box
-    size = max(bounds[2] - bounds[0], bounds[3] - bounds[1])
+    _, _, width, height = bounds
+    size = max(height, width)
     coarse = exact.copy()
     for s in range(1, level + 1):  # union with lower levels keeps m_s ⊇ m_(s-1) for thin shapes too
         blurred = ndimage.gaussian_filter(
@@ -114,8 +119,8 @@ def is_rectangle(mask: np.ndarray) -> bool:
     bounds = bounding_box(binary)
     if bounds is None:
         return False
-    top, left, bottom, right = bounds
-    return bool(binary[top:bottom, left:right].all())
+    x, y, width, height = bounds
+    return bool(binary[y : y + height, x : x + width].all())
 
 
 def estimate_feather(mask: np.ndarray) -> float:
@@ -142,7 +147,8 @@ def feather_to_precision(radius: float, mask: np.ndarray) -> float:
     bounds = bounding_box(as_binary(mask))
     if bounds is None or not math.isfinite(radius) or radius <= 0:
         return 0.0
-    size = max(bounds[2] - bounds[0], bounds[3] - bounds[1])
+    _, _, width, height = bounds
+    size = max(height, width)
     return float(min(1.0, radius / (FEATHER_FOR_BOX * size)))
 
 

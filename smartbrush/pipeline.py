@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import PIL.Image
@@ -132,7 +132,7 @@ class SmartBrushPipeline(DiffusionPipeline):
 
     @property
     def num_levels(self) -> int:
-        return self.config.num_precision_levels
+        return self.config["num_precision_levels"]
 
     # -- building blocks (also used by training) ---------------------------------------------------
 
@@ -185,7 +185,12 @@ class SmartBrushPipeline(DiffusionPipeline):
     def preview(self, latents: torch.Tensor) -> PIL.Image.Image:
         """The current state of the first image, at the model's resolution."""
         pixels = self.decode_image(latents[:1].to(self.unet.dtype))
-        return self.image_processor.postprocess(pixels.float(), output_type="pil")[0]
+        # postprocess is annotated with every output_type's result; "pil" gives a list of images
+        images = cast(
+            list[PIL.Image.Image],
+            self.image_processor.postprocess(pixels.float(), output_type="pil"),
+        )
+        return images[0]
 
     # -- the stages of __call__, in order (training shares the m_s and masked-image ones) ----------
 
@@ -227,7 +232,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         """The precision to use: "auto" means 1 (the box) for a rectangle, else the feather decides."""
         return masks.auto_precision(mask) if precision == "auto" else float(precision)
 
-    def precision_level(self, p: float) -> int:
+    def precision_level(self, p: float | str) -> int:
+        """The level s of a precision p in [0, 1]; p may come as a string ("0.4") from a user."""
         try:
             p = float(p)
         except (TypeError, ValueError):
@@ -245,8 +251,10 @@ class SmartBrushPipeline(DiffusionPipeline):
         if padding is None or binary.all():
             return 0, 0, width, height
         if padding == "auto":
-            top, left, bottom, right = masks.bounding_box(binary)
-            padding = context_padding(right - left, bottom - top)
+            box = masks.bounding_box(binary)
+            assert box is not None, "crop_region needs a non-empty mask"  # check_inputs refuses one
+            _, _, box_width, box_height = box
+            padding = context_padding(box_width, box_height)
         mask_image = PIL.Image.fromarray(binary.astype(np.uint8) * 255)
         return VaeImageProcessor.get_crop_region(
             mask_image, self.resolution, self.resolution, int(padding)
@@ -263,16 +271,20 @@ class SmartBrushPipeline(DiffusionPipeline):
         """The crop at the model's resolution, in the UNet's dtype: pixels in [-1, 1], (1, 3, res, res),
         and the coarse mask m_s at precision level s, (1, 1, res, res)."""
         res, dtype = self.resolution, self.unet.dtype
-        crop_image = original.convert("RGB").crop(crop).resize((res, res), PIL.Image.BICUBIC)
+        crop_image = (
+            original.convert("RGB").crop(crop).resize((res, res), PIL.Image.Resampling.BICUBIC)
+        )
         crop_mask = PIL.Image.fromarray(binary.astype(np.uint8) * 255).crop(crop)
-        work_mask = np.asarray(crop_mask.resize((res, res), PIL.Image.BILINEAR))
+        work_mask = np.asarray(crop_mask.resize((res, res), PIL.Image.Resampling.BILINEAR))
         coarse = masks.precision_mask(work_mask >= 128, level, self.num_levels)
         pixels = self.image_processor.preprocess(crop_image).to(device, dtype)
         return pixels, torch.from_numpy(coarse).to(device, dtype)[None, None]
 
     @staticmethod
-    def prepare_mask_latents(coarse_mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """m_s at the UNet's resolution, (B, 1, h, w): a cell is in it if any of its pixels is."""
+    def prepare_mask_latents(coarse_mask: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """m_s at the UNet's resolution, (B, 1, h, w): a cell is in it if any of its pixels is.
+
+        size: (h, w), e.g. the latents' shape[-2:] (a torch.Size)."""
         return (F.interpolate(coarse_mask, size=size, mode="area") > 0).to(coarse_mask.dtype)
 
     def prepare_masked_image_latents(
@@ -285,8 +297,9 @@ class SmartBrushPipeline(DiffusionPipeline):
         self, prompt: str, negative_prompt: str | None, batch: int, guided: bool
     ) -> torch.Tensor:
         """The text embeddings; with guidance cat[negative, prompt] for the batched double pass."""
-        if not prompt.strip() and self.config.removal_prompt:
-            prompt = self.config.removal_prompt  # nothing asked for: erase, continue the background
+        removal_prompt = self.config["removal_prompt"]
+        if not prompt.strip() and removal_prompt:
+            prompt = removal_prompt  # nothing asked for: erase, continue the background
         text = self.encode_prompt([prompt] * batch)
         if guided:
             text = torch.cat([self.encode_prompt([negative_prompt or ""] * batch), text])
@@ -392,7 +405,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         """Decode the results and paste each into the original with a soft edge, only inside the given
         mask; returns (images, full-size object masks, full-size paste alphas)."""
         pixels = self.decode_image(latents).float()
-        generated = self.image_processor.postprocess(pixels, output_type="np")
+        # postprocess is annotated with every output_type's result; "np" gives a (B, H, W, 3) array
+        generated = cast(np.ndarray, self.image_processor.postprocess(pixels, output_type="np"))
         given = given_mask[crop[1] : crop[3], crop[0] : crop[2]]
         images, object_masks, alphas = [], [], []
         for k in range(len(generated)):
@@ -446,8 +460,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         level = self.precision_level(precision)
         batch = int(num_images_per_prompt)
         seeds = _seeds(seed, generator, batch)
-        if guidance_scale is None:
-            guidance_scale = self.config.default_guidance_scale
+        if guidance_scale is None:  # config values are Any to pyright; this one is a float
+            guidance_scale = cast(float, self.config["default_guidance_scale"])
         guided = guidance_scale > 1.0
         device = self._execution_device
 
@@ -473,7 +487,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         m_hat = object_mask = m_s  # the coarse mask until the object's mask is known
         text_effect = torch.zeros_like(m_s)
 
-        for i, t in enumerate(self.progress_bar(timesteps)):
+        # torch.compiler.disable's type hides progress_bar(iterable=None, total=None): a tqdm here
+        for i, t in enumerate(self.progress_bar(timesteps)):  # pyright: ignore[reportArgumentType, reportCallIssue]
             noise_pred, mask_logits, difference = self.predict_noise(
                 latents, t, x0, input_mask, masked_image, text, class_labels, guidance_scale
             )
@@ -592,7 +607,9 @@ def _soft_edge(region: np.ndarray) -> np.ndarray:
     if region.all():
         return np.ones(region.shape)
     ramp = max(1.0, 0.02 * max(region.shape))
-    return np.clip(ndimage.distance_transform_edt(region) / ramp, 0.0, 1.0)
+    # scipy's annotation covers return_indices too; distances alone come back as one array
+    distances = cast(np.ndarray, ndimage.distance_transform_edt(region))
+    return np.clip(distances / ramp, 0.0, 1.0)
 
 
 def _paste(
@@ -603,7 +620,7 @@ def _paste(
     result = np.array(original)
     patch = np.asarray(
         PIL.Image.fromarray((generated * 255).round().astype(np.uint8)).resize(
-            (x2 - x1, y2 - y1), PIL.Image.BICUBIC
+            (x2 - x1, y2 - y1), PIL.Image.Resampling.BICUBIC
         ),
         dtype=np.float64,
     )

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from smartbrush import masks
+from smartbrush import images, masks
+from smartbrush.wire import editing
 
 
 def ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
@@ -84,6 +85,29 @@ def test_rectangles_are_rectangles_even_when_soft(h, w, top, left, value):
     if h > 1 and w > 1:
         mask[top, left] = 0
         assert not masks.is_rectangle(mask)
+
+
+@given(
+    st.integers(1, 40), st.integers(1, 30), st.integers(0, 24), st.integers(0, 18), st.booleans()
+)
+def test_bounding_box_is_x_y_width_height_like_the_wire(w, h, x, y, hole):
+    """(x, y, width, height): the box images.rectangle_mask draws and editing.mask_bounds reads
+    (the box fits: x + w <= 64, y + h <= 48)."""
+    mask = np.asarray(images.rectangle_mask([x, y, w, h], 64, 48))  # 64 wide, 48 high
+    if hole and w > 2 and h > 2:
+        mask = mask.copy()
+        mask[y + 1 : y + h - 1, x + 1 : x + w - 1] = 0  # only the outline: the box is the same
+    assert masks.bounding_box(mask) == (x, y, w, h)
+    assert masks.bounding_box(mask >= 128) == (x, y, w, h)
+    assert editing.mask_bounds(mask.tobytes(), 64, 48) == editing.Rect(x, y, w, h)
+    assert np.array_equal(
+        masks.box_mask(mask), np.asarray(images.rectangle_mask([x, y, w, h], 64, 48)) > 0
+    )
+
+
+def test_bounding_box_of_an_empty_mask_is_none():
+    assert masks.bounding_box(np.zeros((8, 12), dtype=bool)) is None
+    assert masks.bounding_box(np.zeros((8, 12), dtype=np.uint8)) is None
 
 
 def test_empty_selection_is_not_a_rectangle():

@@ -56,8 +56,8 @@ def test_shapes_have_distinct_masks_inside_their_box():
     masks = {shape: world.shape_mask(shape, box, 32) for shape in world.SHAPES}
     for shape, mask in masks.items():
         assert mask.sum() > 100, shape
-        top, left, bottom, right = bounding_box(mask)
-        assert 3 <= top and 3 <= left and bottom <= 25 and right <= 25, shape  # within a pixel
+        x, y, width, height = bounding_box(mask)
+        assert 3 <= x and 3 <= y and x + width <= 25 and y + height <= 25, shape  # within a pixel
     names = list(masks)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:

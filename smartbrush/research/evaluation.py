@@ -63,12 +63,12 @@ def _net():
 
 
 def box_crop(image: np.ndarray, box: tuple[int, int, int, int], jitter: np.ndarray | None = None):
-    """The square crop around box (top, left, bottom, right) with a pixel of margin, CROP x CROP, CHW float."""
+    """The square crop around box (x, y, width, height) with a pixel of margin, CROP x CROP, CHW float."""
     import PIL.Image
 
-    top, left, bottom, right = box
-    side = max(bottom - top, right - left) + 2
-    cy, cx = (top + bottom) / 2, (left + right) / 2
+    x, y, width, height = box
+    side = max(height, width) + 2
+    cy, cx = y + height / 2, x + width / 2
     if jitter is not None:
         cy, cx, side = cy + jitter[0], cx + jitter[1], side + jitter[2]
     crop = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
@@ -83,7 +83,7 @@ def box_crop(image: np.ndarray, box: tuple[int, int, int, int], jitter: np.ndarr
 
 
 def _real_objects(split: str, start: int, count: int):
-    """(crop source image, box, colour index, shape index) for every object of `count` scenes."""
+    """(crop source image, box (x, y, w, h), colour index, shape index) per object of `count` scenes."""
     from smartbrush.masks import bounding_box
 
     for index in range(start, start + count):

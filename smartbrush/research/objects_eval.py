@@ -73,12 +73,12 @@ def _net():
 
 
 def box_crop(image: np.ndarray, box, jitter=None) -> np.ndarray:
-    """The square crop around box (top, left, bottom, right), CROP x CROP, CHW float in [-1, 1]."""
+    """The square crop around box (x, y, width, height), CROP x CROP, CHW float in [-1, 1]."""
     import PIL.Image
 
-    top, left, bottom, right = box
-    side = max(bottom - top, right - left) * 1.1 + 2
-    cy, cx = (top + bottom) / 2, (left + right) / 2
+    x, y, width, height = box
+    side = max(height, width) * 1.1 + 2
+    cy, cx = y + height / 2, x + width / 2
     if jitter is not None:  # loose boxes, as a box-mode fill leaves them
         cy, cx, side = cy + jitter[0] * side, cx + jitter[1] * side, side * jitter[2]
     extent = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
@@ -205,8 +205,8 @@ def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     bounds = bounding_box(mask)
     assert bounds is not None, "blur_fill needs a non-empty mask"
-    top, left, bottom, right = bounds
-    sigma = max(bottom - top, right - left) / 4
+    _, _, width, height = bounds
+    sigma = max(height, width) / 4
     known = (~mask).astype(np.float64)
     weight = ndimage.gaussian_filter(known, sigma) + 1e-8
     out = image.astype(np.float64).copy()
@@ -221,10 +221,8 @@ def removal_lasso(mask: np.ndarray, margin: float = 0.08) -> np.ndarray:
 
     bounds = bounding_box(mask)
     assert bounds is not None, "removal_lasso needs a non-empty mask"
-    top, left, bottom, right = bounds
-    return ndimage.binary_dilation(
-        mask, iterations=max(1, round(margin * max(bottom - top, right - left)))
-    )
+    _, _, width, height = bounds
+    return ndimage.binary_dilation(mask, iterations=max(1, round(margin * max(height, width))))
 
 
 def autoencoder_round_trip(pipe, image: np.ndarray) -> np.ndarray:

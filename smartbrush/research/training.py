@@ -27,6 +27,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -113,8 +114,10 @@ def removal_mask(
 
     from smartbrush.masks import bounding_box, box_mask
 
-    top, left, bottom, right = bounding_box(exact)
-    margin = max(1, int(rng.uniform(0.04, 0.15) * max(bottom - top, right - left)))
+    box = bounding_box(exact)
+    assert box is not None, "removal_mask needs a non-empty instance mask"  # an example's object
+    _, _, box_width, box_height = box
+    margin = max(1, int(rng.uniform(0.04, 0.15) * max(box_height, box_width)))
     grown = ndimage.binary_dilation(exact, iterations=margin)
     coarse = box_mask(grown) if rng.random() < 0.3 else grown
     return coarse, int(rng.integers(0, num_levels + 1))
@@ -127,20 +130,22 @@ def random_mask(exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from smartbrush.masks import bounding_box
 
     height, width = exact.shape
-    top, left, bottom, right = bounding_box(exact)
+    box = bounding_box(exact)
+    assert box is not None, "random_mask needs a non-empty instance mask"  # an example's object
+    x0, y0, box_width, box_height = box
     if rng.random() < 0.5:
-        grow = rng.integers(0, max(2, (bottom - top) // 3), size=4)
+        grow = rng.integers(0, max(2, box_height // 3), size=4)
         mask = np.zeros_like(exact)
         mask[
-            max(0, top - grow[0]) : min(height, bottom + grow[1]),
-            max(0, left - grow[2]) : min(width, right + grow[3]),
+            max(0, y0 - grow[0]) : min(height, y0 + box_height + grow[1]),
+            max(0, x0 - grow[2]) : min(width, x0 + box_width + grow[3]),
         ] = True
         return mask
     mask = ndimage.binary_dilation(exact, iterations=int(rng.integers(1, 4)))
-    brush = max(1, (bottom - top) // 6)
+    brush = max(1, box_height // 6)
     for _ in range(int(rng.integers(1, 4))):  # strokes from the object outwards
-        y, x = rng.integers(top, bottom), rng.integers(left, right)
-        angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.8) * (bottom - top)
+        y, x = rng.integers(y0, y0 + box_height), rng.integers(x0, x0 + box_width)
+        angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.8) * box_height
         for step in np.linspace(0, length, 16):
             cy, cx = int(y + step * np.sin(angle)), int(x + step * np.cos(angle))
             mask[max(0, cy - brush) : cy + brush + 1, max(0, cx - brush) : cx + brush + 1] = True
@@ -188,8 +193,8 @@ def build_pipeline(config: dict):
 
         tokenizer, text_encoder = load_minilm()
         vae = _autoencoder(model["vae"]) if model["vae"] else None
-        channels = vae.config.latent_channels if vae else 3
-        scale = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
+        channels = vae.config["latent_channels"] if vae else 3
+        scale = 2 ** (len(vae.config["block_out_channels"]) - 1) if vae else 1
         if model["resolution"] % scale:
             raise ValueError(f"model.resolution must be a multiple of the autoencoder's {scale}")
         parent = tiny_unet(
@@ -256,7 +261,9 @@ def _pipeline_from(init: str, mask_head: bool, precision: bool):
         )
     if not isinstance(pipe.unet, UNet2DConditionModel):
         raise ValueError(f"model.init {init}: not a UNet2DConditionModel")
-    return pipe, DDPMScheduler.from_config(pipe.scheduler.config)
+    # from_config's union return type includes the (scheduler, unused kwargs) tuple of
+    # return_unused_kwargs=True, not asked for here
+    return pipe, cast(DDPMScheduler, DDPMScheduler.from_config(pipe.scheduler.config))
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------
@@ -427,7 +434,9 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
         accelerator.num_processes,
     )
     loader = DataLoader(
-        dataset,
+        # a map-style dataset without torch's Dataset base class (this module imports torch lazily):
+        # DataLoader only calls __getitem__, with the indices StepSampler yields
+        dataset,  # pyright: ignore[reportArgumentType]
         batch_size=batch_size,
         sampler=sampler,
         num_workers=train_cfg["num_workers"],
@@ -498,9 +507,11 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
         exact = F.interpolate(batch["mask"].to(x0), size=size, mode="area")
         noise = torch.randn_like(x0)
         t = torch.randint(
-            0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device
+            0, noise_scheduler.config["num_train_timesteps"], (x0.shape[0],), device=x0.device
         )
-        noisy = masked_blend(noise_scheduler.add_noise(x0, noise, t), x0, m_s)
+        # add_noise is annotated IntTensor (int32) but takes randint's int64 timesteps, as diffusers' own
+        # training scripts pass them
+        noisy = masked_blend(noise_scheduler.add_noise(x0, noise, t), x0, m_s)  # pyright: ignore[reportArgumentType]
         text = embed(batch["prompt"])
         labels = (
             precision_class_labels(batch["level"].to(x0.device), num_levels)
