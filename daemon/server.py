@@ -582,7 +582,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
-def setup_logging(settings: config.Settings) -> Path | None:
+def setup_logging(settings: config.Settings) -> tuple[Path | None, list[logging.Handler]]:
+    """Log to stderr and (unless log_file is "-") a rotating file; returns (file, the handlers)."""
     level = getattr(logging, settings.log_level.upper(), None)
     if not isinstance(level, int):
         raise ValueError(
@@ -600,7 +601,7 @@ def setup_logging(settings: config.Settings) -> Path | None:
         handlers=handlers,
         force=True,
     )
-    return path
+    return path, handlers
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -610,7 +611,17 @@ def serve(args: argparse.Namespace) -> int:
     so clients hear from it at once; fills wait in the queue until the model is there.
     """
     settings = config.load_settings(args)
-    log_path = setup_logging(settings)
+    log_path, handlers = setup_logging(settings)
+    try:
+        return _serve(settings, log_path)
+    finally:  # an in-process serve (tests, scripts) leaves no handler on a stream it may outlive
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def _serve(settings: config.Settings, log_path: Path | None) -> int:
+    """serve() once logging is set up."""
 
     def load() -> list[Any]:
         from smartbrush.loading import load_pipeline, resolve_devices
