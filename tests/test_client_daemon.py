@@ -498,3 +498,18 @@ def test_a_model_that_fails_to_load_stops_the_daemon_and_tells_waiting_clients()
     assert error.value.code == protocol.SHUTTING_DOWN
     thread.join(30)
     assert not thread.is_alive() and daemon.load_error.startswith("no model 'nope'")
+
+
+def test_the_daemon_is_smartbrush_daemon_and_nothing_imports_a_top_level_daemon(tmp_path):
+    # from a folder without the checkout's daemon/ on the path: what an installed package sees
+    code = (
+        "import sys, smartbrush.cli, smartbrush.daemon.server, smartbrush.commands.fill\n"
+        "smartbrush.cli.build_parser()\n"
+        "assert 'daemon' not in sys.modules, sys.modules['daemon']\n"
+        "print(smartbrush.daemon.server.__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "smartbrush.daemon.server"

@@ -347,6 +347,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert result["problem"] is None, result["problem"]
     # the plugin was loaded by Krita: its action (with the .action file's shortcut) and docker exist
     assert result["action"] == {"text": "SmartBrush fill", "shortcut": "Ctrl+Alt+B"}
+    assert result["remove_action"] == "SmartBrush remove"
     assert result["docker_found"]
     assert result["active_before"] == "Middle"
     assert result["no_selection"]["message"].startswith("Nothing is selected")

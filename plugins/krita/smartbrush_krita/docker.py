@@ -23,6 +23,7 @@ from .krita_adapter import CLIENT_NAME, KritaCanvas
 
 DOCKER_ID = "smartbrush_docker"
 ACTION_ID = "smartbrush_fill"
+REMOVE_ACTION_ID = "smartbrush_remove"
 WATCH_MS = 500  # how often the message is checked against the document
 
 _dockers: list[SmartBrushDocker] = []
@@ -37,17 +38,19 @@ class SmartBrushExtension(Extension):
     def createActions(self, window) -> None:  # noqa: N802 (Krita's name)
         action = window.createAction(ACTION_ID, "SmartBrush fill", "tools/scripts")
         action.triggered.connect(fill_from_active_window)
+        remove = window.createAction(REMOVE_ACTION_ID, "SmartBrush remove", "tools/scripts")
+        remove.triggered.connect(lambda: fill_from_active_window(remove=True))
 
 
-def fill_from_active_window() -> None:
-    """The action: run the active window's docker with its current settings."""
+def fill_from_active_window(remove: bool = False) -> None:
+    """The actions: run the active window's docker with its current settings (or Remove)."""
     window = Krita.instance().activeWindow()
     qwindow = window.qwindow() if window is not None else None
     for docker in _dockers:
         if docker.window() is qwindow or qwindow is None:
             docker.setVisible(True)
             docker.raise_()
-            docker.start_fill()
+            docker.start_fill(remove=remove)
             return
 
 

@@ -147,6 +147,8 @@ class Driver:
             "text": self.action.text(),
             "shortcut": self.action.shortcut().toString(),
         }
+        remove = self.app.action("smartbrush_remove")
+        self.result["remove_action"] = remove.text() if remove is not None else None
         dock = self.widget(QLineEdit, "smartbrush_prompt")
         while dock is not None and not isinstance(dock, QDockWidget):
             dock = dock.parentWidget()
