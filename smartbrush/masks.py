@@ -20,13 +20,13 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from smartbrush.wire import editing
+
 NUM_LEVELS = 5  # S: levels are 0 (exact shape) .. 5 (bounding box)
 SIGMA_PER_LEVEL = 0.03  # sigma_s = 0.03 * s * object size: s = 4 blurs with 12 % of the size
 TRUNCATE = 3.0  # Gaussian kernel radius in sigmas
 THRESHOLD = 0.02  # blur > 2 % => inside: the coarse mask grows by about 2 sigma
-FEATHER_FOR_BOX = (
-    0.25  # a feather radius of a quarter of the selection's size means "anywhere in the box"
-)
+FEATHER_FOR_BOX = editing.FEATHER_FOR_BOX
 
 
 def as_binary(mask: np.ndarray) -> np.ndarray:
@@ -153,10 +153,14 @@ def feather_to_precision(radius: float, mask: np.ndarray) -> float:
 
 
 def auto_precision(mask: np.ndarray) -> float:
-    """Precision an editor selection implies: rectangle -> 1 (box), otherwise from its feather (0 = sharp)."""
-    if is_rectangle(mask):
-        return 1.0
-    return feather_to_precision(estimate_feather(mask), mask)
+    """Precision an editor selection implies: rectangle -> 1 (box), otherwise from its feather (0 = sharp).
+
+    smartbrush.wire.editing.auto_precision, the editors' own, on this mask (one implementation)."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.uint8:  # no soft edge to read a feather from
+        mask = as_binary(mask).astype(np.uint8) * 255
+    height, width = mask.shape
+    return editing.auto_precision(np.ascontiguousarray(mask).tobytes(), width, height)
 
 
 def soft_dice_loss(pred, target, eps: float = 1.0):

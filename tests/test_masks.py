@@ -169,3 +169,43 @@ def test_soft_dice_loss(batch, size, seed):
     assert torch.isfinite(pred.grad).all()
     assert masks.soft_dice_loss(target, target).item() < 0.02
     assert masks.soft_dice_loss(target, 1 - target).item() > 0.9
+
+
+def test_the_editors_auto_precision_is_the_numpy_estimate_on_every_kind_of_selection():
+    """masks.auto_precision now runs smartbrush.wire.editing's pure-Python version (the one the
+    editors show before a fill); it must equal the numpy pieces it replaced, bit for bit."""
+    from scipy import ndimage
+
+    from smartbrush.wire import editing
+
+    def by_numpy(mask):
+        if masks.is_rectangle(mask):
+            return 1.0
+        return masks.feather_to_precision(masks.estimate_feather(mask), mask)
+
+    rng = np.random.default_rng(0)
+    for index in range(200):
+        height, width = (int(v) for v in rng.integers(1, 48, 2))
+        y, x = np.mgrid[:height, :width]
+        kinds = [
+            rng.integers(0, 256, (height, width)).astype(np.uint8),
+            np.clip(
+                (
+                    1.2
+                    - ((y - height / 2) / (height / 2)) ** 2
+                    - ((x - width / 2) / (width / 2)) ** 2
+                )
+                / 0.4
+                * 255,
+                0,
+                255,
+            ).astype(np.uint8),  # fmt: skip
+            ndimage.gaussian_filter((rng.random((height, width)) > 0.5) * 255.0, 2).astype(
+                np.uint8
+            ),
+        ]
+        mask = kinds[index % 3]
+        expected = by_numpy(mask)
+        assert masks.auto_precision(mask) == expected
+        assert editing.auto_precision(mask.tobytes(), width, height) == expected
+    assert editing.auto_precision(bytes(12), 4, 3) == 0.0  # nothing selected
