@@ -353,6 +353,8 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert result["no_selection"]["message"].startswith("Nothing is selected")
     assert result["no_selection"]["unchanged"]
     assert result["no_selection"]["message_after_selecting"] == ""  # not stale once selected
+    # auto precision is shown, with why, before the fill
+    assert result["precision_shown"] == "auto: 1.00, a rectangle: anywhere in the box"
 
     selection = unpack(result["selection"], 1)[..., 0]
     single = result["single"]

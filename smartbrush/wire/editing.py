@@ -189,6 +189,15 @@ def auto_precision(selection: bytes, width: int, height: int) -> float:
     return min(1.0, radius / (FEATHER_FOR_BOX * max(bounds.width, bounds.height)))
 
 
+def describe_precision(precision: float) -> str:
+    """The auto precision a selection gives, and why, for people: "1.00, a rectangle: ..."."""
+    if precision >= 1.0:
+        return "1.00, a rectangle: anywhere in the box"
+    if precision < 0.05:
+        return f"{precision:.2f}: this exact shape"
+    return f"{precision:.2f}, feathered: looser than this shape"
+
+
 def _perimeter(binary: bytes, width: int) -> int:
     """Selected pixels with an unselected (or outside) 4-neighbour, one byte a pixel in a big int."""
     count = len(binary)

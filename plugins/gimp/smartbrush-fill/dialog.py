@@ -20,13 +20,14 @@ FIELDS = [
 STATUS = "smartbrush-status"  # the label's id in the dialog
 
 
-def ask(procedure, config, inputs_problem, area=None):
+def ask(procedure, config, inputs_problem, area=None, note=""):
     """Show the dialog until `inputs_problem()` returns None and the daemon answers (the problem
     is shown at the top of the next dialog); False when the user cancels."""
     GimpUi.init("smartbrush-fill")
     problem = None
     while True:
-        if not _show(procedure, config, daemon_status(endpoint_of(config), area), problem):
+        status = "\n".join(filter(None, [daemon_status(endpoint_of(config), area), note]))
+        if not _show(procedure, config, status, problem):
             return False
         endpoint = endpoint_of(config)  # the user may have changed it
         problem = inputs_problem() or (None if daemon_info(endpoint) else daemon_down(endpoint))

@@ -188,7 +188,9 @@ def run(procedure, run_mode, image, drawables, config, run_data):
 
             bounds = canvas.selection_bounds()
             area = editing.context_rect(bounds, *canvas.size())  # what the model will see
-            if not dialog.ask(procedure, config, inputs_problem, area):
+            precision = editing.auto_precision(canvas.read_selection(area), area.width, area.height)
+            note = f"Auto precision for this selection: {editing.describe_precision(precision)}."
+            if not dialog.ask(procedure, config, inputs_problem, area, note):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         elif (problem := inputs_problem()) is not None:
             raise UserFacingError(problem, Gimp.PDBStatusType.CALLING_ERROR)

@@ -31,7 +31,8 @@ __all__ = ["EditingError", "KritaCanvas", "NoSelection", "fill_selection", "user
 def _register() -> None:
     from krita import DockWidgetFactory, DockWidgetFactoryBase, Krita
 
-    from .docker import DOCKER_ID, SmartBrushDocker, SmartBrushExtension
+    from .actions import SmartBrushExtension
+    from .docker import DOCKER_ID, SmartBrushDocker
 
     app = Krita.instance()
     app.addExtension(SmartBrushExtension(app))

@@ -10,48 +10,28 @@ from __future__ import annotations
 
 import threading
 
-from krita import DockWidget, Extension, Krita
+from krita import DockWidget, Krita
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from PyQt5.QtWidgets import QMdiArea
 
 from smartbrush.wire import flow, protocol
 from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
-from smartbrush.wire.editing import EditingError, FillOptions, endpoint_problem, user_message
+from smartbrush.wire.editing import (
+    EditingError,
+    FillOptions,
+    auto_precision,
+    describe_precision,
+    endpoint_problem,
+    user_message,
+)
 
 from . import daemon_process, panel, settings
 from .krita_adapter import CLIENT_NAME, KritaCanvas
 
 DOCKER_ID = "smartbrush_docker"
-ACTION_ID = "smartbrush_fill"
-REMOVE_ACTION_ID = "smartbrush_remove"
 WATCH_MS = 500  # how often the message is checked against the document
 
-_dockers: list[SmartBrushDocker] = []
-
-
-class SmartBrushExtension(Extension):
-    """Adds "SmartBrush fill" (Tools > Scripts; shortcut from smartbrush_krita.action)."""
-
-    def setup(self) -> None:
-        pass
-
-    def createActions(self, window) -> None:  # noqa: N802 (Krita's name)
-        action = window.createAction(ACTION_ID, "SmartBrush fill", "tools/scripts")
-        action.triggered.connect(fill_from_active_window)
-        remove = window.createAction(REMOVE_ACTION_ID, "SmartBrush remove", "tools/scripts")
-        remove.triggered.connect(lambda: fill_from_active_window(remove=True))
-
-
-def fill_from_active_window(remove: bool = False) -> None:
-    """The actions: run the active window's docker with its current settings (or Remove)."""
-    window = Krita.instance().activeWindow()
-    qwindow = window.qwindow() if window is not None else None
-    for docker in _dockers:
-        if docker.window() is qwindow or qwindow is None:
-            docker.setVisible(True)
-            docker.raise_()
-            docker.start_fill(remove=remove)
-            return
+OPEN_DOCKERS: list[SmartBrushDocker] = []  # open dockers, for the actions (actions.py)
 
 
 class _Signals(QObject):
@@ -82,14 +62,17 @@ class SmartBrushDocker(DockWidget):
         self._build_ui()
         self._load_settings()
         self._set_busy(False)
-        _dockers.append(self)
+        OPEN_DOCKERS.append(self)
         Krita.instance().notifier().applicationClosing.connect(self.stop_daemon)
         self._added: list = []  # the last fill's layers, while the message speaks of them
         self._resolution: int | None = None  # the daemon's model's working size, once known
+        self._selection_seen = None  # (document, selection box) the precision label shows
         self._watcher = QTimer(self)
         self._watcher.timeout.connect(self._keep_message_true)
         self._watcher.start(WATCH_MS)
-        self.destroyed.connect(lambda *_: _dockers.remove(self) if self in _dockers else None)
+        self.destroyed.connect(
+            lambda *_: OPEN_DOCKERS.remove(self) if self in OPEN_DOCKERS else None
+        )
 
     # --- UI ------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -98,9 +81,27 @@ class SmartBrushDocker(DockWidget):
     def _update_precision_label(self) -> None:
         auto = self.auto_precision.isChecked()
         self.precision.setEnabled(not auto)
-        self.precision_value.setText(
-            "from the selection" if auto else f"{self.precision.value() / 100:.2f}"
-        )
+        if not auto:
+            self.precision_value.setText(f"{self.precision.value() / 100:.2f}")
+            return
+        self._selection_seen = None  # recompute for the current selection
+        self._show_auto_precision()
+
+    def _show_auto_precision(self) -> None:
+        """Auto precision of the active selection, recomputed when the selection's box changes."""
+        document = Krita.instance().activeDocument()
+        selection = document.selection() if document is not None else None
+        box = None
+        if selection is not None:
+            box = (selection.x(), selection.y(), selection.width(), selection.height())
+        if (document, box) == self._selection_seen:
+            return
+        self._selection_seen = (document, box)
+        text = "from the selection"
+        if box is not None and box[2] > 0 and box[3] > 0:
+            pixels = bytes(selection.pixelData(*box))
+            text = "auto: " + describe_precision(auto_precision(pixels, box[2], box[3]))
+        self.precision_value.setText(text)
 
     def _set_busy(self, busy: bool) -> None:
         self.fill_button.setEnabled(not busy)
@@ -116,7 +117,9 @@ class SmartBrushDocker(DockWidget):
 
     def _keep_message_true(self) -> None:
         """What the document did since: a selection was made, the fill was undone, the image of a
-        running fill was closed (then its job is cancelled)."""
+        running fill was closed (then its job is cancelled); and the selection's auto precision."""
+        if self.auto_precision.isChecked():
+            self._show_auto_precision()
         if self._pending is not None:
             if not self._pending[0].is_open() and not self._cancel.is_set():
                 self._cancel.set()

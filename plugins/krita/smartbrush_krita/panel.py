@@ -46,7 +46,7 @@ def build(docker) -> None:
     docker.precision = QSlider(Qt.Horizontal, objectName="smartbrush_precision")
     docker.precision.setRange(0, 100)
     docker.precision.setToolTip("0 = exactly the selection's shape ... 1 = anywhere in its box")
-    docker.precision_value = QLabel()
+    docker.precision_value = QLabel(objectName="smartbrush_precision_value")
     docker.precision.valueChanged.connect(docker._update_precision_label)
     docker.auto_precision.toggled.connect(docker._update_precision_label)
     row = QHBoxLayout()

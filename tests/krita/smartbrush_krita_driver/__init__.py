@@ -177,6 +177,7 @@ class Driver:
     @guarded
     def selected(self) -> None:
         self.result["no_selection"]["message_after_selecting"] = self.message()
+        self.result["precision_shown"] = self.widget(QLabel, "smartbrush_precision_value").text()
         self.fill("single", variations=1, then=self.variations)
 
     @guarded
