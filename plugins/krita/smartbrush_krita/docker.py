@@ -15,18 +15,17 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from PyQt5.QtWidgets import QMdiArea
 
 from smartbrush.wire import flow, protocol
-from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
+from smartbrush.wire.client import Client, DaemonUnavailable, resolve_endpoint
 from smartbrush.wire.editing import (
     EditingError,
     FillOptions,
-    auto_precision,
     describe_precision,
     endpoint_problem,
     user_message,
 )
 
 from . import daemon_process, panel, settings
-from .krita_adapter import CLIENT_NAME, KritaCanvas
+from .krita_adapter import CLIENT_NAME, KritaCanvas, selection_box, selection_precision
 
 DOCKER_ID = "smartbrush_docker"
 WATCH_MS = 500  # how often the message is checked against the document
@@ -42,6 +41,7 @@ class _Signals(QObject):
     finished = pyqtSignal(object)  # result dict
     failed = pyqtSignal(str, bool)  # message, daemon is down
     daemon_ready = pyqtSignal(str)  # message
+    note = pyqtSignal(str)  # a message while the fill runs
 
 
 class SmartBrushDocker(DockWidget):
@@ -59,6 +59,7 @@ class SmartBrushDocker(DockWidget):
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._signals.daemon_ready.connect(self._on_daemon_ready)
+        self._signals.note.connect(self._say)
         self._build_ui()
         self._load_settings()
         self._set_busy(False)
@@ -90,18 +91,12 @@ class SmartBrushDocker(DockWidget):
     def _show_auto_precision(self) -> None:
         """Auto precision of the active selection, recomputed when the selection's box changes."""
         document = Krita.instance().activeDocument()
-        selection = document.selection() if document is not None else None
-        box = None
-        if selection is not None:
-            box = (selection.x(), selection.y(), selection.width(), selection.height())
-        if (document, box) == self._selection_seen:
-            return
-        self._selection_seen = (document, box)
-        text = "from the selection"
-        if box is not None and box[2] > 0 and box[3] > 0:
-            pixels = bytes(selection.pixelData(*box))
-            text = "auto: " + describe_precision(auto_precision(pixels, box[2], box[3]))
-        self.precision_value.setText(text)
+        seen = (document, selection_box(document))
+        if seen != self._selection_seen:
+            self._selection_seen = seen
+            precision = selection_precision(document)
+            text = "from the selection" if precision is None else describe_precision(precision)
+            self.precision_value.setText(("auto: " if precision is not None else "") + text)
 
     def _set_busy(self, busy: bool) -> None:
         self.fill_button.setEnabled(not busy)
@@ -225,6 +220,11 @@ class SmartBrushDocker(DockWidget):
             return True
 
         try:
+            if self._resolution is None:  # once: what the model works at, to warn before the fill
+                with Client(endpoint, timeout=flow.CONNECT_TIMEOUT) as client:
+                    self._resolution = client.hello().get("resolution")
+                if note := flow.upscale_note(prepared.context, self._resolution):
+                    self._emit("note", f"Sending to the SmartBrush daemon… Note: {note}")
             result = flow.send(
                 prepared, endpoint=endpoint, on_progress=on_progress, client_name=CLIENT_NAME
             )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from smartbrush.wire import flow
+from smartbrush.wire import editing, flow
 from smartbrush.wire.editing import EditingError, FillOptions, Rect
 
 CLIENT_NAME = "smartbrush_krita"
@@ -167,6 +167,23 @@ def fill_selection(
     if select_object:
         canvas.select_painted_object()
     return layers
+
+
+def selection_box(document: Any) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) of the document's selection, None without one."""
+    selection = document.selection() if document is not None else None
+    if selection is None or selection.width() <= 0 or selection.height() <= 0:
+        return None
+    return selection.x(), selection.y(), selection.width(), selection.height()
+
+
+def selection_precision(document: Any) -> float | None:
+    """The auto precision the document's selection gives (None without a selection)."""
+    box = selection_box(document)
+    if box is None:
+        return None
+    pixels = bytes(document.selection().pixelData(*box))
+    return editing.auto_precision(pixels, box[2], box[3])
 
 
 def rect_args(rect: Rect) -> tuple[int, int, int, int]:
