@@ -64,18 +64,25 @@ def _net():
 
 def box_crop(image: np.ndarray, box: tuple[int, int, int, int], jitter: np.ndarray | None = None):
     """The square crop around box (x, y, width, height) with a pixel of margin, CROP x CROP, CHW float."""
-    import PIL.Image
 
     x, y, width, height = box
     side = max(height, width) + 2
     cy, cx = y + height / 2, x + width / 2
     if jitter is not None:
         cy, cx, side = cy + jitter[0], cx + jitter[1], side + jitter[2]
-    crop = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    return square_crop(image, cx, cy, side, CROP)
+
+
+def square_crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The square of `side` around (cx, cy), resized to size x size (grey outside the image), as a
+    classifier's CHW input in [-1, 1]."""
+    import PIL.Image
+
+    extent = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
     pil = PIL.Image.fromarray(image).transform(
-        (CROP, CROP),
+        (size, size),
         PIL.Image.Transform.EXTENT,
-        crop,
+        extent,
         PIL.Image.Resampling.BILINEAR,
         fillcolor=(128, 128, 128),
     )

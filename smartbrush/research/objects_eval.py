@@ -38,6 +38,7 @@ from smartbrush.research.evaluation import (  # the shapes evaluation's measures
     _mean,
     _psnr,
     iou,
+    square_crop,
 )
 
 CROP = 32  # classifier input: the object's square box crop, CROP x CROP
@@ -74,22 +75,13 @@ def _net():
 
 def box_crop(image: np.ndarray, box, jitter=None) -> np.ndarray:
     """The square crop around box (x, y, width, height), CROP x CROP, CHW float in [-1, 1]."""
-    import PIL.Image
 
     x, y, width, height = box
     side = max(height, width) * 1.1 + 2
     cy, cx = y + height / 2, x + width / 2
     if jitter is not None:  # loose boxes, as a box-mode fill leaves them
         cy, cx, side = cy + jitter[0] * side, cx + jitter[1] * side, side * jitter[2]
-    extent = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-    pil = PIL.Image.fromarray(image).transform(
-        (CROP, CROP),
-        PIL.Image.Transform.EXTENT,
-        extent,
-        PIL.Image.Resampling.BILINEAR,
-        fillcolor=(128, 128, 128),
-    )
-    return np.asarray(pil, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+    return square_crop(image, cx, cy, side, CROP)
 
 
 def train_classifier(world, scenes: int = 4000, steps: int = 800, batch: int = 64, seed: int = 0):
