@@ -369,7 +369,7 @@ def endpoint_problem(endpoint: str) -> str | None:
 def daemon_down_message(endpoint: str, start_command: str | None = "smartbrush serve") -> str:
     message = f"The SmartBrush daemon is not answering at {endpoint}."
     if start_command:
-        message += f" Start it with `{start_command}` (or press Start daemon)."
+        message += f" Start it with `{start_command}`, or check the endpoint."
     return message
 
 

@@ -73,9 +73,10 @@ def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None)
     """Read the selection and the visible pixels around it; raise EditingError if there's a problem."""
     width, height = canvas.size()
     bounds = canvas.selection_bounds()
-    bounds = None if bounds is None else _clamp(bounds, width, height)
-    if bounds is None or bounds.is_empty():
+    if bounds is None:
         raise NoSelection(editing.NO_SELECTION_MESSAGE)
+    # clamped to the canvas (NoSelection when nothing of it is on the canvas), then with context
+    bounds = editing.context_rect(bounds, width, height, padding=0)
     context = editing.context_rect(bounds, width, height, padding=padding)
     mask = editing.mask_from_selection(
         canvas.read_selection(context), context.width, context.height
@@ -166,9 +167,3 @@ def fill(
     """prepare -> send -> place; `send_options` are send's keyword arguments."""
     prepared = prepare(canvas, options, padding=padding)
     return place(canvas, prepared, send(prepared, **send_options))
-
-
-def _clamp(rect: Rect, width: int, height: int) -> Rect:
-    left, top = max(rect.x, 0), max(rect.y, 0)
-    right, bottom = min(rect.right, width), min(rect.bottom, height)
-    return Rect(left, top, right - left, bottom - top)

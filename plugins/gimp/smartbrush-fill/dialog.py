@@ -20,9 +20,9 @@ FIELDS = [
 STATUS = "smartbrush-status"  # the label's id in the dialog
 
 
-def ask(procedure, config, inputs_problem, area=None, note=""):
-    """Show the dialog until `inputs_problem()` returns None and the daemon answers (the problem
-    is shown at the top of the next dialog); False when the user cancels."""
+def ask(procedure, config, inputs_problem, endpoint_of, area=None, note=""):
+    """Show the dialog until `inputs_problem()` returns None and the daemon at `endpoint_of(config)`
+    answers (the problem is shown at the top of the next dialog); False when the user cancels."""
     GimpUi.init("smartbrush-fill")
     problem = None
     while True:
@@ -35,10 +35,6 @@ def ask(procedure, config, inputs_problem, area=None, note=""):
             return True
 
 
-def endpoint_of(config):
-    return client.resolve_endpoint(config.get_property("endpoint") or None)
-
-
 def daemon_info(endpoint):
     """The daemon's hello (model, resolution, ...), None when it does not answer within a second."""
     try:
@@ -49,7 +45,7 @@ def daemon_info(endpoint):
 
 
 def daemon_down(endpoint):
-    return editing.daemon_down_message(endpoint, None) + " Start it with `smartbrush serve`."
+    return editing.daemon_down_message(endpoint)
 
 
 def daemon_status(endpoint, area=None):

@@ -190,7 +190,7 @@ def run(procedure, run_mode, image, drawables, config, run_data):
             area = editing.context_rect(bounds, *canvas.size())  # what the model will see
             precision = editing.auto_precision(canvas.read_selection(area), area.width, area.height)
             note = f"Auto precision for this selection: {editing.describe_precision(precision)}."
-            if not dialog.ask(procedure, config, inputs_problem, area, note):
+            if not dialog.ask(procedure, config, inputs_problem, endpoint_of, area, note):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         elif (problem := inputs_problem()) is not None:
             raise UserFacingError(problem, Gimp.PDBStatusType.CALLING_ERROR)
@@ -276,10 +276,7 @@ def fill(canvas, prepared, config):
                 on_progress=lambda message: show_progress(message, watchdog),
             )  # fmt: skip
     except client.DaemonUnavailable:
-        raise UserFacingError(
-            editing.daemon_down_message(where, start_command=None)
-            + " Start it with `smartbrush serve`, or set the endpoint."
-        ) from None
+        raise UserFacingError(editing.daemon_down_message(where)) from None
     except client.SmartBrushError as error:  # a bad endpoint, unreadable CURVE keys, daemon errors
         raise UserFacingError(editing.user_message(error, where)) from None
     finally:
