@@ -303,11 +303,11 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     drop_group(kritarc, "SmartBrush")  # the docker's remembered settings from earlier runs
 
     # For the "Start daemon" button: a command that starts a second daemon on a free port and
-    # leaves its process id where this test can stop it.
+    # adds its process id to a file, where the driver and this test look for it.
     start_endpoint = f"tcp://127.0.0.1:{free_port()}"
-    pid_file = tmp_path / "started-daemon.pid"
+    pid_file = tmp_path / "started-daemon.pids"
     start_command = shlex.join(
-        ["sh", "-c", f'echo $$ > "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
+        ["sh", "-c", f'echo $$ >> "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
         + [
             "-m",
             "smartbrush.daemon",
@@ -330,21 +330,26 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
                 SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
                 SMARTBRUSH_KRITA_DRIVER_START=start_command,
                 SMARTBRUSH_KRITA_DRIVER_START_ENDPOINT=start_endpoint,
+                SMARTBRUSH_KRITA_DRIVER_PID_FILE=str(pid_file),
                 SMARTBRUSH_KRITA_SCREENSHOT=screenshot,
             ),
             capture_output=True,
             text=True,
         )
     finally:
-        stopped_by_docker = pid_file.exists() and not pid_alive(int(pid_file.read_text()))
-        if pid_file.exists():  # if Stop daemon failed: do not leave it running
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        started_pids = (
+            [int(pid) for pid in pid_file.read_text().split()] if pid_file.exists() else []
+        )
+        still_running = [pid for pid in started_pids if pid_alive(pid)]
+        for pid in still_running:  # if Stop daemon or the stop on quit failed: do not leave it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
     assert result_file.exists(), (
         f"Krita wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
     )
     result = json.loads(result_file.read_text())
     assert result["problem"] is None, result["problem"]
+    assert run.returncode == 0, f"Krita did not quit by itself (rc {run.returncode})"
     # the plugin was loaded by Krita: its action (with the .action file's shortcut) and docker exist
     assert result["action"] == {"text": "SmartBrush fill", "shortcut": "Ctrl+Alt+B"}
     assert result["remove_action"] == "SmartBrush remove"
@@ -364,16 +369,17 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert single["siblings"][single["node"]["index"] - 1] == "Middle"  # above the active layer
     unchanged_except(single, {layer["name"]})
     check_inside(layer, selection)
-    # after clicking Fill the keyboard is the canvas's, not a text field's (Ctrl+Z, tool keys)
-    assert single["focus_before_fill"] == "smartbrush_fill_button"
-    assert single["focus_in_a_text_field"] is False and single["focus_after_fill"], single
+    # after a mouse click on Fill the keyboard is the canvas's, not a text field's: the keys "b"
+    # and Ctrl+Z, typed through the X server, undid the fill and left the endpoint alone
+    assert single["focus_on_canvas"], single["focus_after_fill"]
+    assert single["endpoint_before_keys"] == single["endpoint_after_undo"] == ""
     # auto precision is not invisible: a rectangle selection meant the box (1.00)
     assert single["message"].startswith(
         f"Added “{layer['name']}”. Auto precision: 1.00, from the selection's shape."
     )
     # the tiny model works at 32 px: the docker says how much it had to upscale this area
     assert "The model works at 32 px" in single["message"], single["message"]
-    assert single["after_undo"] == single["before"]  # undo removes the result, nothing else
+    assert single["after_undo"] == single["before"]  # Ctrl+Z removes the result, nothing else
     # ... and the docker no longer speaks of it
     assert single["message_after_undo"] == "" and not single["select_enabled_after_undo"]
 
@@ -407,7 +413,30 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     assert re.fullmatch(r"SmartBrush: a red ball \(seed \d+\)", layer["name"])
     unchanged_except(started, {layer["name"]})
     check_inside(layer, selection, min_opaque=1)  # a random seed: any predicted shape
-    # Stop daemon stops the daemon the docker started
+    # Stop daemon, pressed while a fill runs, stops the daemon the docker started; that fill fails
+    # with the reason, and neither a full bar nor its noise preview stays behind
     assert started["stop_button_visible"]
     assert started["message_stopped"] == "Stopped the daemon that SmartBrush started."
-    assert stopped_by_docker
+    stop = result["stop_mid_fill"]
+    assert stop["bar_while_running"]["value"] > 0 and stop["bar_while_running"]["text"]
+    assert "shutting down" in stop["message"], stop["message"]
+    assert stop["bar"] == {"value": 0, "maximum": 1, "text": False}
+    assert stop["preview_after"] is False
+    assert stop["after"] == stop["before"] and stop["daemon_gone"]
+
+    # started again from the docker, it fills
+    restart = result["restart"]
+    assert restart["message_starting"].startswith("Starting the daemon")
+    [layer] = restart["layers"]
+    unchanged_except(restart, {layer["name"]})
+
+    # closing the image cancels its job at the daemon (it had 200 steps to go)
+    closed = result["close_image"]
+    assert closed["running_before"] == 1 and closed["step_at_close"].startswith("Step ")
+    assert closed["message"] == "The image was closed; its fill was cancelled."
+    assert closed["running_after"] == 0 and closed["seconds_to_stop"] < 10, closed
+    assert closed["bar"]["text"] is False
+
+    # Krita quit (File > Quit): the daemon its docker started stopped with it
+    assert len(started_pids) == 2, started_pids
+    assert not still_running, f"started daemons still running after Krita quit: {still_running}"

@@ -4,7 +4,9 @@ smartbrush_krita.action): they run the active window's docker with its current s
 from __future__ import annotations
 
 from krita import Extension, Krita
+from PyQt5.QtWidgets import QApplication
 
+from . import daemon_process
 from .docker import OPEN_DOCKERS
 
 ACTION_ID = "smartbrush_fill"
@@ -15,7 +17,9 @@ class SmartBrushExtension(Extension):
     """Adds "SmartBrush fill" (Tools > Scripts; shortcut from smartbrush_krita.action)."""
 
     def setup(self) -> None:
-        pass
+        # a daemon that Start daemon ran does not outlive Krita; a plain function, as the docker's
+        # own slot (on Notifier.applicationClosing, the same signal) was not called at quit
+        QApplication.instance().aboutToQuit.connect(daemon_process.stop_all)
 
     def createActions(self, window) -> None:  # noqa: N802 (Krita's name)
         action = window.createAction(ACTION_ID, "SmartBrush fill", "tools/scripts")

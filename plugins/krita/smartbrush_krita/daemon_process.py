@@ -18,16 +18,38 @@ START_WAIT_SECONDS = 300.0  # loading a big model on a slow disk takes a while
 LOG = os.path.join(tempfile.gettempdir(), "smartbrush-daemon-from-krita.log")
 
 
+STARTED: list[subprocess.Popen] = []  # what start() ran, for stop_all() when Krita quits
+
+
 def start(command: str) -> subprocess.Popen:
     """Run `command` detached, output to LOG. Raises OSError or ValueError (a bad command line)."""
     with open(LOG, "ab") as output:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             shlex.split(command),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
-            start_new_session=True,  # keeps running when Krita quits
+            start_new_session=True,  # not killed by a Ctrl+C in Krita's terminal; stop_all() is
         )
+    STARTED.append(process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> bool:
+    """SIGTERM (the daemon cancels its jobs and exits at once); False if it had already exited."""
+    if process in STARTED:
+        STARTED.remove(process)
+    if process.poll() is not None:
+        return False
+    process.terminate()
+    return True
+
+
+def stop_all() -> None:
+    """Stop every daemon this plugin started: connected to Krita's quit (the dockers are gone by
+    then, so this lives here, not in a docker)."""
+    for process in list(STARTED):
+        stop(process)
 
 
 def wait_until_ready(

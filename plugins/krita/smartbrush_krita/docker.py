@@ -50,7 +50,7 @@ class SmartBrushDocker(DockWidget):
         self.setWindowTitle("SmartBrush")
         self._pending = None  # (KritaCanvas, flow.PreparedFill) of the fill being run
         self._last_canvas: KritaCanvas | None = None  # where the last fill was placed
-        self._daemon = None  # the daemon process Start daemon ran: stopped with Krita
+        self._daemon = None  # the daemon process Start daemon ran (Krita's quit stops it too)
         self._cancel = threading.Event()
         self._fill_after_start = False
         self._signals = _Signals()
@@ -64,7 +64,6 @@ class SmartBrushDocker(DockWidget):
         self._load_settings()
         self._set_busy(False)
         OPEN_DOCKERS.append(self)
-        Krita.instance().notifier().applicationClosing.connect(self.stop_daemon)
         self._added: list = []  # the last fill's layers, while the message speaks of them
         self._resolution: int | None = None  # the daemon's model's working size, once known
         self._selection_seen = None  # (document, selection box) the precision label shows
@@ -282,6 +281,8 @@ class SmartBrushDocker(DockWidget):
             self.cancel_button.setEnabled(False)
 
     def _on_failed(self, message: str, daemon_down: bool) -> None:
+        if self._pending is not None and not self._pending[0].is_open():
+            message = "The image was closed; its fill was cancelled."
         self._pending = None
         self._set_busy(False)
         self.image.clear()  # a cancelled or failed fill leaves no noise preview behind
@@ -321,8 +322,7 @@ class SmartBrushDocker(DockWidget):
         """Stop the daemon this docker started (SIGTERM: it cancels its jobs and exits at once)."""
         process, self._daemon = self._daemon, None
         self.stop_button.hide()
-        if process is not None and process.poll() is None:
-            process.terminate()
+        if process is not None and daemon_process.stop(process):
             self._say("Stopped the daemon that SmartBrush started.")
 
     def _wait_for_daemon(self, process, endpoint: str | None) -> None:

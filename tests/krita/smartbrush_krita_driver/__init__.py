@@ -4,21 +4,28 @@ Inert unless SMARTBRUSH_KRITA_DRIVER_RESULT names a result file. Then, once Krit
 opens a document with known layers, types into the SmartBrush docker and triggers the
 "SmartBrush fill" action (or clicks the docker's buttons) in these phases:
 
-  no_selection  the action without a selection
-  single        a rectangle selection, then undo
-  variations    the same with 2 variations, then undo
-  cancel        200 steps, Cancel clicked once the progress shows
-  start_daemon  (if SMARTBRUSH_KRITA_DRIVER_START is set) the docker pointed at a dead endpoint,
-                Start daemon clicked, the fill retried once the started daemon answers
+  no_selection   the action without a selection
+  single         a rectangle selection, Fill clicked with the mouse (xdotool), then the keys
+                 "b" and Ctrl+Z typed (xdotool): they must reach the canvas, not a text field
+  variations     the same with 2 variations, then undo
+  cancel         200 steps, Cancel clicked once the progress shows
+  start_daemon   (if SMARTBRUSH_KRITA_DRIVER_START is set) the docker pointed at a dead endpoint,
+                 Start daemon clicked, the fill retried once the started daemon answers
+  stop_mid_fill  a 200-step fill, Stop daemon clicked once a preview shows: the fill fails
+  restart        the daemon started again from the docker, one fill
+  close_image    a 200-step fill, the image closed while it runs: its job is cancelled
+  quit           Krita quit through its own File > Quit: the started daemon must stop with it
 
-and writes what it saw to the result file (JSON) for tests/test_krita.py, then quits. With
-SMARTBRUSH_KRITA_SCREENSHOT set it also saves the screen once the first fill is done.
+and writes what it saw to the result file (JSON) for tests/test_krita.py, then quits Krita (its own
+quit after close_image, else os._exit). With SMARTBRUSH_KRITA_SCREENSHOT set it also saves the
+screen once the first fill is done.
 """
 
 import base64
 import hashlib
 import json
 import os
+import subprocess
 import time
 import traceback
 
@@ -30,14 +37,18 @@ from PyQt5.QtWidgets import (
     QDockWidget,
     QLabel,
     QLineEdit,
+    QMdiArea,
+    QProgressBar,
     QPushButton,
     QSpinBox,
+    QToolButton,
 )
 
 RESULT = os.environ.get("SMARTBRUSH_KRITA_DRIVER_RESULT")
 SCREENSHOT = os.environ.get("SMARTBRUSH_KRITA_SCREENSHOT")
 START_COMMAND = os.environ.get("SMARTBRUSH_KRITA_DRIVER_START")  # runs a daemon on ...
 START_ENDPOINT = os.environ.get("SMARTBRUSH_KRITA_DRIVER_START_ENDPOINT")  # ... this endpoint
+PID_FILE = os.environ.get("SMARTBRUSH_KRITA_DRIVER_PID_FILE")  # ... and appends its pid here
 W, H = 160, 120
 SELECTION = (40, 30, 50, 40)
 WAIT_SECONDS = 200
@@ -59,6 +70,31 @@ def snapshot(doc) -> list:
 
     walk(doc.rootNode(), 0)
     return out
+
+
+def xdotool(*args: str) -> None:
+    """Real X input events (the XTEST extension), as a user's mouse and keyboard make them."""
+    subprocess.run(["xdotool", *args], check=True, timeout=20)
+
+
+def click(widget) -> None:
+    """A left mouse click in the middle of `widget`, through the X server."""
+    centre = widget.mapToGlobal(widget.rect().center())
+    xdotool("mousemove", "--sync", str(centre.x()), str(centre.y()), "click", "1")
+
+
+def started_pids() -> list:
+    with open(PID_FILE) as pids:
+        return [int(line) for line in pids.read().split()]
+
+
+def process_gone(pid: int) -> bool:
+    """Whether `pid` has exited (a zombie that its parent has not reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def guarded(method):
@@ -88,6 +124,14 @@ class Driver:
     def idle(self) -> bool:
         return self.widget(QPushButton, "smartbrush_fill_button").isEnabled()
 
+    def preview_shown(self) -> bool:
+        pixmap = self.widget(QLabel, "smartbrush_preview").pixmap()
+        return pixmap is not None and not pixmap.isNull()
+
+    def bar(self) -> dict:
+        bar = self.widget(QProgressBar, "smartbrush_progress")
+        return {"value": bar.value(), "maximum": bar.maximum(), "text": bar.isTextVisible()}
+
     def new_nodes(self) -> list:
         return [n for n in self.doc.rootNode().childNodes() if n.name().startswith("SmartBrush")]
 
@@ -112,10 +156,10 @@ class Driver:
         app = self.app
         doc = app.createDocument(W, H, "smartbrush-driver", "RGBA", "U8", "", 72.0)
         app.activeWindow().addView(doc)
-        if SCREENSHOT:  # room for the docker in the picture (no window manager to maximise)
-            app.activeWindow().qwindow().setGeometry(0, 0, 1600, 1000)
-            for dock in app.dockers():
-                dock.setVisible(dock.windowTitle() in ("Layers", "SmartBrush"))
+        # on the screen, room for the docker (no window manager to maximise): the mouse clicks it
+        app.activeWindow().qwindow().setGeometry(0, 0, 1600, 1000)
+        for dock in app.dockers():
+            dock.setVisible(dock.windowTitle() in ("Layers", "SmartBrush"))
         self.doc = doc
         root = doc.rootNode()
         background = root.childNodes()[0]
@@ -188,19 +232,15 @@ class Driver:
         """Trigger the action, wait for the result, record it, undo, record again, then()."""
         self.case = self.result[name] = {"before": snapshot(self.doc)}
         self.widget(QSpinBox, "smartbrush_variations").setValue(variations)
-        if name == "single":  # as a mouse click does: the Fill button has the keyboard focus
-            button = self.widget(QPushButton, "smartbrush_fill_button")
+        if name == "single":  # the user's way: the mouse clicks Fill
+            # with the endpoint field on show, as when the bug was found (focus landed there)
+            self.widget(QToolButton, "smartbrush_more").setChecked(True)
             QApplication.setActiveWindow(self.app.activeWindow().qwindow())  # no window manager
-            button.setFocus()
-            before = QApplication.focusWidget()
-            self.case["focus_before_fill"] = before.objectName() if before else None
-            button.click()
-            focus = QApplication.focusWidget()
-            self.case["focus_after_fill"] = type(focus).__name__ if focus else None
-            self.case["focus_in_a_text_field"] = isinstance(focus, QLineEdit)
+            click(self.widget(QPushButton, "smartbrush_fill_button"))
         else:
             self.action.trigger()
-        self.wait(self.idle, lambda: self.filled(then), name)
+        # a click is delivered once this returns to the event loop: wait for its layer
+        self.wait(lambda: self.idle() and self.new_nodes(), lambda: self.filled(then), name)
 
     @guarded
     def filled(self, then) -> None:
@@ -210,7 +250,17 @@ class Driver:
         if SCREENSHOT and "screenshot" not in self.result:
             QApplication.primaryScreen().grabWindow(0).save(SCREENSHOT)
             self.result["screenshot"] = SCREENSHOT
-        self.app.action("edit_undo").trigger()
+        if self.case is self.result["single"]:
+            # the keyboard after the click: a tool key and Ctrl+Z, typed for real; in a text
+            # field they would edit it (and "b" be saved as the endpoint) instead
+            focus = QApplication.focusWidget()
+            canvas = self.widget(QMdiArea, "").activeSubWindow().widget()
+            self.case["focus_after_fill"] = type(focus).__name__ if focus else None
+            self.case["focus_on_canvas"] = focus is canvas or canvas.isAncestorOf(focus)
+            self.case["endpoint_before_keys"] = self.widget(QLineEdit, "smartbrush_endpoint").text()
+            xdotool("key", "--delay", "100", "b", "ctrl+z")
+        else:
+            self.app.action("edit_undo").trigger()
         QTimer.singleShot(1500, lambda: self.undone(then))
 
     @guarded
@@ -221,6 +271,7 @@ class Driver:
         self.case["select_enabled_after_undo"] = self.widget(
             QPushButton, "smartbrush_select_object"
         ).isEnabled()
+        self.case["endpoint_after_undo"] = self.widget(QLineEdit, "smartbrush_endpoint").text()
         then()
 
     def record(self, case, node) -> None:
@@ -268,31 +319,107 @@ class Driver:
         self.widget(QLineEdit, "smartbrush_endpoint").setText(START_ENDPOINT)
         self.widget(QLineEdit, "smartbrush_start_command").setText(START_COMMAND)
         self.widget(QCheckBox, "smartbrush_random_seed").setChecked(True)  # the daemon picks
+        self.start_and_fill(then=self.stop_mid_fill)
+
+    def start_and_fill(self, then) -> None:
+        """Fill against the dead endpoint, press Start daemon, wait for the retried fill, then()."""
+        old = {node.uniqueId() for node in self.new_nodes()}
+        added = lambda: [n for n in self.new_nodes() if n.uniqueId() not in old]  # noqa: E731
         self.action.trigger()
-        self.wait(self.idle, self.click_start, "the daemon-down message")
+
+        @guarded
+        def click_start(self) -> None:
+            button = self.widget(QPushButton, "smartbrush_start_daemon")
+            self.case["message_down"] = self.message()
+            self.case["start_button_visible"] = button.isVisible()
+            button.click()
+            self.case["message_starting"] = self.message()
+            filled = lambda: self.idle() and added()  # noqa: E731
+            self.wait(filled, lambda: started_and_filled(self), "start")
+
+        @guarded
+        def started_and_filled(self) -> None:
+            self.record(self.case, added()[0])
+            self.case["stop_button_visible"] = self.widget(
+                QPushButton, "smartbrush_stop_daemon"
+            ).isVisible()
+            then()
+
+        self.wait(self.idle, lambda: click_start(self), "the daemon-down message")
 
     @guarded
-    def click_start(self) -> None:
-        button = self.widget(QPushButton, "smartbrush_start_daemon")
-        self.case["message_down"] = self.message()
-        self.case["start_button_visible"] = button.isVisible()
-        button.click()
-        self.case["message_starting"] = self.message()
-        self.wait(lambda: self.idle() and self.new_nodes(), self.started_and_filled, "start")
+    def stop_mid_fill(self) -> None:
+        """Stop daemon while a fill runs: the fill fails, the bar and the preview are reset."""
+        case = self.result["stop_mid_fill"] = {"before": snapshot(self.doc)}
+        self.widget(QSpinBox, "smartbrush_steps").setValue(200)
+        self.action.trigger()
+
+        @guarded
+        def click_stop(self) -> None:
+            case["bar_while_running"] = self.bar()
+            self.widget(QPushButton, "smartbrush_stop_daemon").click()
+            self.result["start_daemon"]["message_stopped"] = self.message()
+            self.wait(self.idle, lambda: stopped(self), "the stopped fill to end")
+
+        @guarded
+        def stopped(self) -> None:
+            case.update(message=self.message(), bar=self.bar(), after=snapshot(self.doc))
+            case["preview_after"] = self.preview_shown()
+            case["daemon_gone"] = process_gone(started_pids()[0])
+            self.case = self.result["restart"] = {"before": snapshot(self.doc)}
+            self.widget(QSpinBox, "smartbrush_steps").setValue(3)
+            self.start_and_fill(then=self.close_image)
+
+        running = lambda: self.message().startswith("Step ") and self.preview_shown()  # noqa: E731
+        self.wait(running, lambda: click_stop(self), "a preview")
 
     @guarded
-    def started_and_filled(self) -> None:
-        self.record(self.case, self.new_nodes()[0])
-        stop = self.widget(QPushButton, "smartbrush_stop_daemon")
-        self.case["stop_button_visible"] = stop.isVisible()
-        stop.click()
-        self.case["message_stopped"] = self.message()
-        self.finish()
+    def close_image(self) -> None:
+        """Close the image while its fill runs: the docker cancels the job at the daemon."""
+        from smartbrush.wire.client import Client  # the plugin's vendored copy
 
-    def finish(self, problem=None) -> None:
+        case = self.result["close_image"] = {}
+        self.widget(QSpinBox, "smartbrush_steps").setValue(200)
+        self.action.trigger()
+
+        def running_jobs() -> int:
+            with Client(START_ENDPOINT, timeout=5.0) as client:
+                return len(client.status()["running"])
+
+        @guarded
+        def close(self) -> None:
+            case["running_before"] = running_jobs()
+            case["step_at_close"] = self.message()
+            self.doc.setModified(False)
+            self.doc.close()
+            started = time.monotonic()
+            self.wait(self.idle, lambda: closed(self, started), "the closed image's fill to end")
+
+        @guarded
+        def closed(self, started) -> None:
+            case["message"] = self.message()
+            while (jobs := running_jobs()) and time.monotonic() - started < 20:
+                time.sleep(0.1)
+            case["running_after"] = jobs
+            case["seconds_to_stop"] = round(time.monotonic() - started, 2)
+            case["bar"] = self.bar()
+            self.quit()
+
+        self.wait(lambda: self.message().startswith("Step "), lambda: close(self), "progress")
+
+    def quit(self) -> None:
+        """Write the result, then leave through Krita's own quit (the docker stops its daemon)."""
+        self.write_result(None)
+        QTimer.singleShot(60_000, lambda: os._exit(3))  # Krita did not quit: the test says so
+        self.app.action("file_quit").trigger()
+
+    def write_result(self, problem) -> None:
         self.result["problem"] = problem
         with open(RESULT, "w") as out:
             json.dump(self.result, out)
+
+    def finish(self, problem=None) -> None:
+        self.write_result(problem)
         os._exit(0)  # Krita would ask whether to save the document
 
 
