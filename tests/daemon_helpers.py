@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,12 +54,13 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 
 
 DAEMON_COMMAND = [sys.executable, "-m", "smartbrush.daemon"]  # what `smartbrushd` runs
-SERVE_COMMAND = [
+# the `smartbrush` command (`python -m smartbrush.cli` would import the CLI twice)
+CLI_COMMAND = [
     sys.executable,
     "-c",
     "import sys; from smartbrush.cli import main; sys.exit(main())",
-    "serve",
 ]
+SERVE_COMMAND = [*CLI_COMMAND, "serve"]
 
 
 def start_daemon_process(
@@ -67,9 +69,10 @@ def start_daemon_process(
     *args: str,
     command: list[str] = DAEMON_COMMAND,
     model: str = "tiny",
+    curve_dir: Path | None = None,
 ) -> subprocess.Popen:
     """A daemon serving `model` as a subprocess (logging to stderr unless args say otherwise);
-    waits until it answers hello."""
+    waits until it answers hello (with the client keys in `curve_dir` for a CURVE daemon)."""
     if "--log-file" not in args:
         args = (*args, "--log-file", "-")
     log = open(tmp_path / f"daemon-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 (lives with the process)
@@ -80,15 +83,19 @@ def start_daemon_process(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    wait_until_answering(endpoint, process, log.name)
+    wait_until_answering(endpoint, process, log.name, curve_dir=curve_dir)
     return process
 
 
 def wait_until_answering(
-    endpoint: str, process: subprocess.Popen, log_name: str, limit: float = 120
+    endpoint: str,
+    process: subprocess.Popen,
+    log_name: str,
+    limit: float = 120,
+    curve_dir: Path | None = None,
 ) -> None:
     deadline = time.monotonic() + limit
-    client = Client(endpoint, timeout=1.0)
+    client = Client(endpoint, timeout=1.0, curve_dir=curve_dir)
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -104,6 +111,32 @@ def wait_until_answering(
         client.close()
     process.kill()
     raise AssertionError(f"daemon did not answer within {limit} s: {Path(log_name).read_text()}")
+
+
+def make_keys(folder: Path, knows_server: Path | None = None) -> Path:
+    """`smartbrush keys folder`; with `knows_server` (another key folder) the client also holds
+    that daemon's public key: a stranger that daemon rejects, as a client with the wrong key is."""
+    subprocess.run(
+        [*CLI_COMMAND, "keys", str(folder)],
+        check=True,
+        capture_output=True,
+        env=daemon_env(folder.parent),
+    )
+    if knows_server is not None:
+        shutil.copy(knows_server / "server.key", folder / "server.key")
+    return folder
+
+
+@contextlib.contextmanager
+def curve_daemon_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A tiny-model daemon on loopback under CURVE: (endpoint, a client key folder it rejects)."""
+    keys = make_keys(tmp_path / "daemon-keys")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    process = start_daemon_process(endpoint, tmp_path, "--curve-dir", str(keys), curve_dir=keys)
+    try:
+        yield endpoint, make_keys(tmp_path / "wrong-keys", knows_server=keys)
+    finally:
+        stop_process(process)
 
 
 def stop_process(process: subprocess.Popen) -> None:

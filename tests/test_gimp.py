@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from daemon_helpers import curve_daemon_process
 from PIL import Image
 
 pytestmark = pytest.mark.editor
@@ -349,6 +350,25 @@ def test_failures_are_a_clear_message_and_change_nothing(batch, case, status, wo
     assert words in answer["message"]
     assert "Traceback" not in answer["message"]
     assert batch.names(case) == batch.names(case, "before")
+
+
+def test_a_daemon_that_rejects_the_key_is_said_to_be_an_authentication_problem(
+    gimp_root, installed_plugin, chroot_workdir, tmp_path
+):
+    host, inside = chroot_workdir
+    with curve_daemon_process(tmp_path) as (endpoint, wrong_keys):
+        shutil.copytree(wrong_keys, host / "keys")
+        env = batch_job(chroot_workdir, endpoint, ["curve-wrong-keys"])
+        env["SMARTBRUSH_CURVE_DIR"] = f"{inside}/keys"  # what the plug-in's client loads
+        done = subprocess.run(gimp_batch(gimp_root, f"{inside}/batch_fill.py", env),
+                              capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = Outcome(host, json.loads((host / "result.json").read_text()))
+    answer = outcome["curve-wrong-keys"]["answer"]
+    assert answer["status"] == "execution-error", answer
+    assert answer["message"].startswith(f"The SmartBrush daemon is not answering at {endpoint}")
+    assert "authentication may be the cause" in answer["message"], answer["message"]
+    assert outcome.names("curve-wrong-keys") == outcome.names("curve-wrong-keys", "before")
 
 
 def test_the_dialog_builds_and_a_user_can_fill_through_it(

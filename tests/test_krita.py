@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from daemon_helpers import curve_daemon_process
 from needs import needs, skip_unless_ci
 
 from smartbrush.commands.install_plugin import enable_krita_plugin
@@ -110,6 +111,13 @@ def daemon():
             process.kill()
 
 
+@pytest.fixture(scope="module")
+def curve_daemon(tmp_path_factory):
+    """(endpoint of a daemon under CURVE, a client key folder it rejects)."""
+    with curve_daemon_process(tmp_path_factory.mktemp("curve")) as endpoint_and_keys:
+        yield endpoint_and_keys
+
+
 def install_plugin(*args: str) -> subprocess.CompletedProcess:
     KRITA_HOME.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
@@ -174,14 +182,14 @@ def check_inside(layer: dict, selection: np.ndarray, min_opaque: int = 50) -> No
 # --- 1. kritarunner: the scripting function --------------------------------------------------------
 
 
-def test_fill_selection_in_kritarunner(daemon, tmp_path):
+def test_fill_selection_in_kritarunner(daemon, curve_daemon, tmp_path):
     pykrita = tmp_path / "pykrita"
     install_plugin("--dest", str(pykrita))
     result_file = tmp_path / "result.json"
     down = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     run = subprocess.run(
         ["timeout", "240", "kritarunner", "-s", "kritarunner_fill"]
-        + [str(result_file), daemon, down],
+        + [str(result_file), daemon, down, *map(str, curve_daemon)],
         env=krita_env(f"{pykrita}:{SCRIPTS}", QT_QPA_PLATFORM="offscreen"),
         capture_output=True,
         text=True,
@@ -260,6 +268,15 @@ def test_fill_selection_in_kritarunner(daemon, tmp_path):
     assert removal["error_type"] == "DaemonError"
     assert "cannot remove objects" in removal["message"]
     unchanged_except(removal, set())
+
+    # a daemon that rejects this client's CURVE key looks like no daemon: the message says why
+    curve = cases["curve_wrong_keys"]
+    assert curve["error_type"] == "DaemonUnavailable"
+    assert curve["message"].startswith(
+        f"The SmartBrush daemon is not answering at {curve_daemon[0]}"
+    )
+    assert "authentication may be the cause" in curve["message"], curve["message"]
+    unchanged_except(curve, set())
 
     masked = cases["mask_as_reference"]
     [layer] = masked["layers"]

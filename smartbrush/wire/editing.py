@@ -366,15 +366,21 @@ def endpoint_problem(endpoint: str) -> str | None:
     )
 
 
-def daemon_down_message(endpoint: str, start_command: str | None = "smartbrush serve") -> str:
+START_COMMAND = "smartbrush serve"  # how a user starts a daemon, for messages
+
+
+def daemon_down_message(endpoint: str, start_command: str | None = START_COMMAND) -> str:
     message = f"The SmartBrush daemon is not answering at {endpoint}."
     if start_command:
         message += f" Start it with `{start_command}`, or check the endpoint."
     return message
 
 
-def user_message(error: BaseException, endpoint: str | None = None) -> str:
-    """One line for the user for anything a fill can raise; never a traceback.
+def user_message(
+    error: BaseException, endpoint: str | None = None, start_command: str | None = None
+) -> str:
+    """One line for the user for anything a fill can raise; never a traceback. `start_command`:
+    how the user starts a daemon, named when none answers (editors with a Start button say theirs).
 
     Knows smartbrush.wire.client's errors by name, so this module doesn't need zmq to import.
     """
@@ -383,7 +389,7 @@ def user_message(error: BaseException, endpoint: str | None = None) -> str:
     kinds = {cls.__name__ for cls in type(error).__mro__}
     text = str(getattr(error, "message", "") or error).strip() or type(error).__name__
     if "DaemonUnavailable" in kinds:
-        message = daemon_down_message(endpoint or "the configured endpoint", start_command=None)
+        message = daemon_down_message(endpoint or "the configured endpoint", start_command)
         # a daemon under CURVE drops a client with no or the wrong key without a word
         if "CURVE" in text or (endpoint and not _is_loopback(endpoint)):
             message += (

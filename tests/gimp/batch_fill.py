@@ -194,6 +194,8 @@ def cases(job):
         "remove": (rectangle, {"procedure_name": "plug-in-smartbrush-remove", "steps": 2,
                                "endpoint": job["endpoint"]}),
         "grouped": (rectangle, dict(fill, seed=3, grouped=True)),
+        # job["endpoint"] is a CURVE daemon that rejects the key in $SMARTBRUSH_CURVE_DIR
+        "curve-wrong-keys": (rectangle, fill),
         # A long fill the test kills mid-way, the way GIMP cancels a plug-in.
         "killed": (rectangle, dict(fill, steps=200, variations=8)),
     }  # fmt: skip

@@ -1,4 +1,5 @@
-"""Run by tests/test_krita.py inside real Krita: `kritarunner -s kritarunner_fill RESULT ENDPOINT DOWN`.
+"""Run by tests/test_krita.py inside real Krita:
+`kritarunner -s kritarunner_fill RESULT ENDPOINT DOWN CURVE_ENDPOINT WRONG_KEYS`.
 
 Imports the installed plugin (PYTHONPATH = the pykrita folder), fills selections on a document
 through smartbrush_krita.fill_selection against a real daemon, and writes what it saw to RESULT
@@ -9,6 +10,7 @@ incomplete RESULT is the failure signal.
 import base64
 import hashlib
 import json
+import os
 import traceback
 
 W, H = 160, 120
@@ -102,7 +104,7 @@ def soft_ellipse(box):
 
 
 def __main__(args):
-    result_path, endpoint, down_endpoint = args[0], args[1], args[2]
+    result_path, endpoint, down_endpoint, curve_endpoint, wrong_keys = args[:5]
     result = {"cases": {}}
     try:
         from krita import Krita, Selection
@@ -270,6 +272,20 @@ def __main__(args):
             layer=middle5,
             steps=3,
         )
+        # a daemon under CURVE that does not know this client's key drops it without a word
+        os.environ["SMARTBRUSH_CURVE_DIR"] = wrong_keys
+        try:
+            run_case(
+                "curve_wrong_keys",
+                doc5,
+                (40, 30, 50, 40),
+                prompt="a red ball",
+                endpoint=curve_endpoint,
+                layer=middle5,
+                steps=3,
+            )
+        finally:
+            del os.environ["SMARTBRUSH_CURVE_DIR"]
     except Exception:
         result["crash"] = traceback.format_exc()
     with open(result_path, "w") as out:

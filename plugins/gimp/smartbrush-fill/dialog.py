@@ -30,30 +30,27 @@ def ask(procedure, config, inputs_problem, endpoint_of, area=None, note=""):
         if not _show(procedure, config, status, problem):
             return False
         endpoint = endpoint_of(config)  # the user may have changed it
-        problem = inputs_problem() or (None if daemon_info(endpoint) else daemon_down(endpoint))
+        problem = inputs_problem() or probe_daemon(endpoint)[1]
         if problem is None:
             return True
 
 
-def daemon_info(endpoint):
-    """The daemon's hello (model, resolution, ...), None when it does not answer within a second."""
+def probe_daemon(endpoint):
+    """(the daemon's hello: model, resolution, ...; None) or (None, why it does not answer within
+    a second: down, or a key it rejects)."""
     try:
         with client.Client(endpoint, timeout=1.0, client_name="smartbrush-gimp") as probe:
-            return probe.hello()
-    except client.SmartBrushError:
-        return None
-
-
-def daemon_down(endpoint):
-    return editing.daemon_down_message(endpoint)
+            return probe.hello(), None
+    except client.SmartBrushError as error:
+        return None, editing.user_message(error, endpoint, editing.START_COMMAND)
 
 
 def daemon_status(endpoint, area=None):
     """The dialog's first line: which daemon and model the fill will use (and a warning when the
     model must upscale the context `area` a lot)."""
-    info = daemon_info(endpoint)
+    info, problem = probe_daemon(endpoint)
     if info is None:
-        return daemon_down(endpoint)
+        return problem
     loading = ", still loading" if info.get("loading") else ""
     size = f", works at {info['resolution']} px" if info.get("resolution") else ""
     note = flow.upscale_note(area, info.get("resolution")) if area is not None else None

@@ -275,10 +275,8 @@ def fill(canvas, prepared, config):
                 prepared, endpoint=where, client_name=CLIENT_NAME,
                 on_progress=lambda message: show_progress(message, watchdog),
             )  # fmt: skip
-    except client.DaemonUnavailable:
-        raise UserFacingError(editing.daemon_down_message(where)) from None
-    except client.SmartBrushError as error:  # a bad endpoint, unreadable CURVE keys, daemon errors
-        raise UserFacingError(editing.user_message(error, where)) from None
+    except client.SmartBrushError as error:  # no answer (keys?), a bad endpoint, daemon errors
+        raise UserFacingError(editing.user_message(error, where, editing.START_COMMAND)) from None
     finally:
         Gimp.progress_end()
     layers = flow.place(canvas, prepared, result)
