@@ -3,7 +3,8 @@
 1. kritarunner (offscreen): the plugin installed by `smartbrush install-plugin krita --dest DIR` fills
    selections through its scripting function; tests/krita/kritarunner_fill.py writes what it saw.
 2. Full Krita under Xvfb: the plugin installed into a test HOME the way a user does it, loaded by Krita,
-   and the "SmartBrush fill" action triggered by tests/krita/drive_action.py (a test-only plugin).
+   driven by tests/krita/smartbrush_krita_driver (a test-only plugin) with Qt calls and, for the
+   mouse and keyboard, xdotool on an Xvfb display.
 
 Krita runs with HOME=.cache/krita-test-home, kept between runs: the first run builds Krita's resource
 database (about 20 s). kritarunner always exits 0, so the result files are what counts.
@@ -302,9 +303,33 @@ def test_fill_selection_in_kritarunner(daemon, curve_daemon, tmp_path):
 # --- 2. full Krita under Xvfb: install, load, the action ---------------------------------------
 
 
+@contextlib.contextmanager
+def virtual_display(screen: str = "1600x1000x24"):
+    """An Xvfb server on a display it picks itself once it can bind it (-displayfd), which does not
+    reset when its last client leaves (-noreset): under `xvfb-run -a` Krita at times could not
+    connect to its display."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", screen, "-nolisten", "tcp"]
+        + ["-noreset"],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()  # written once the server accepts connections
+    try:
+        if not number:
+            pytest.fail(f"Xvfb did not start (exit code {server.wait(timeout=10)})")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
-    if shutil.which("xvfb-run") is None:
-        skip_unless_ci("xvfb-run is not installed (apt-get install xvfb xauth)")
+    if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
+        skip_unless_ci("Xvfb or xdotool is not installed (apt-get install xvfb xdotool)")
     install_plugin()  # the user's way: the default pykrita folder of (the test) HOME, enabled
     pykrita = KRITA_HOME / ".local/share/krita/pykrita"
     assert (pykrita / "smartbrush_krita" / "vendor" / "smartbrush" / "wire" / "client.py").exists()
@@ -338,29 +363,30 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
     )
     result_file = tmp_path / "driver.json"
     screenshot = os.environ.get("SMARTBRUSH_KRITA_SCREENSHOT", "")  # for docs/krita-docker.png
-    try:
-        run = subprocess.run(
-            ["timeout", "400", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
-            + ["krita", "--nosplash"],
-            env=krita_env(
-                SMARTBRUSH_ENDPOINT=daemon,
-                SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
-                SMARTBRUSH_KRITA_DRIVER_START=start_command,
-                SMARTBRUSH_KRITA_DRIVER_START_ENDPOINT=start_endpoint,
-                SMARTBRUSH_KRITA_DRIVER_PID_FILE=str(pid_file),
-                SMARTBRUSH_KRITA_SCREENSHOT=screenshot,
-            ),
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        started_pids = (
-            [int(pid) for pid in pid_file.read_text().split()] if pid_file.exists() else []
-        )
-        still_running = [pid for pid in started_pids if pid_alive(pid)]
-        for pid in still_running:  # if Stop daemon or the stop on quit failed: do not leave it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+    with virtual_display() as display:
+        try:
+            run = subprocess.run(
+                ["timeout", "400", "krita", "--nosplash"],
+                env=krita_env(
+                    DISPLAY=display,
+                    SMARTBRUSH_ENDPOINT=daemon,
+                    SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
+                    SMARTBRUSH_KRITA_DRIVER_START=start_command,
+                    SMARTBRUSH_KRITA_DRIVER_START_ENDPOINT=start_endpoint,
+                    SMARTBRUSH_KRITA_DRIVER_PID_FILE=str(pid_file),
+                    SMARTBRUSH_KRITA_SCREENSHOT=screenshot,
+                ),
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            started_pids = (
+                [int(pid) for pid in pid_file.read_text().split()] if pid_file.exists() else []
+            )
+            still_running = [pid for pid in started_pids if pid_alive(pid)]
+            for pid in still_running:  # if Stop daemon or the stop on quit failed: do not leave it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
     assert result_file.exists(), (
         f"Krita wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
     )
