@@ -203,6 +203,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         num_inference_steps: int,
         num_images_per_prompt: int,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        mask_threshold: float = 0.5,
     ) -> tuple[PIL.Image.Image, np.ndarray]:
         """Raise ValueError for a bad argument; returns the image (RGB or RGBA) and the 8-bit mask."""
         original = _as_rgb_image(image)
@@ -219,6 +220,8 @@ class SmartBrushPipeline(DiffusionPipeline):
             raise ValueError(
                 f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}"
             )
+        if not 0.0 < float(mask_threshold) < 1.0:
+            raise ValueError(f"mask_threshold must lie between 0 and 1, got {mask_threshold}")
         unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
@@ -358,12 +361,14 @@ class SmartBrushPipeline(DiffusionPipeline):
         text_effect: torch.Tensor,
         m_s: torch.Tensor,
         guided: bool,
+        mask_threshold: float = 0.5,
     ) -> torch.Tensor:
-        """The object's mask inside m_s: from the mask head, else (compat mode, no mask head, e.g. stock
-        SD-inpainting) estimated training-free from where the prompt changes the noise prediction
-        (DiffEdit, from the guidance pass run anyway), else m_s itself."""
+        """The object's mask inside m_s: from the mask head (probability > mask_threshold), else (compat
+        mode, no mask head, e.g. stock SD-inpainting) estimated training-free from where the prompt
+        changes the noise prediction (DiffEdit, from the guidance pass run anyway), else m_s itself."""
         if has_mask_head(self.unet):
-            return (mask_logits > 0).to(m_s.dtype) * m_s
+            logit = math.log(mask_threshold / (1.0 - mask_threshold))
+            return (mask_logits > logit).to(m_s.dtype) * m_s
         return diffedit_mask(text_effect, m_s) if guided else m_s
 
     def update_region(
@@ -438,6 +443,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         padding_mask_crop: int | str | None = "auto",
         mask_blend_start: float = 0.2,
         mask_dilation: int = 1,
+        mask_threshold: float = 0.5,
         blended_sampling: bool = False,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -449,13 +455,16 @@ class SmartBrushPipeline(DiffusionPipeline):
         padding_mask_crop: context in pixels around the mask ("auto": half the object's larger side,
         at least 32, the editors' rule wire.editing.context_padding; None: the whole image).
         mask_blend_start: fraction of the steps after which only the predicted object mask is
-        regenerated. blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a
-        text-to-image task (whole-image mask) and the known region is only replaced after every step.
+        regenerated. mask_threshold: the mask head's probability above which a cell is the object
+        (higher: less of the box is repainted, and a smaller object). blended_sampling: the "Blended
+        Diffusion"-style baseline: the UNet sees a text-to-image task (whole-image mask) and the known
+        region is only replaced after every step.
         """
         names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
         original, given_mask = self.check_inputs(
-            image, mask, prompt, precision, num_inference_steps, num_images_per_prompt, names
-        )
+            image, mask, prompt, precision, num_inference_steps, num_images_per_prompt, names,
+            mask_threshold,
+        )  # fmt: skip
         precision = self.resolve_precision(precision, given_mask)
         level = self.precision_level(precision)
         batch = int(num_images_per_prompt)
@@ -494,7 +503,9 @@ class SmartBrushPipeline(DiffusionPipeline):
             )
             if difference is not None:
                 text_effect += difference
-            object_mask = self.predict_object_mask(mask_logits, text_effect, m_s, guided)
+            object_mask = self.predict_object_mask(
+                mask_logits, text_effect, m_s, guided, mask_threshold
+            )
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
             latents, m_hat = self.update_region(
                 latents, object_mask, m_s, m_hat, x0, noise, timesteps[i + 1 : i + 2],

@@ -74,6 +74,24 @@ def test_background_preservation_limits_changes_to_the_object_mask(tiny_pixel_pi
         )
 
 
+def test_a_higher_mask_threshold_gives_a_smaller_object_mask(pipe):
+    """mask_threshold is the mask head's probability cut; without region updates (mask_blend_start 1)
+    the sampling is the same, so the higher cut's mask lies inside the lower one's."""
+    image = noise_image(64, 64)
+    box = np.zeros((64, 64), np.uint8)
+    box[8:56, 8:56] = 255
+    kwargs = dict(precision=1.0, num_inference_steps=3, seed=4, mask_blend_start=1.0)
+    masks = [
+        np.asarray(pipe(image, box, "a red star", mask_threshold=t, **kwargs).masks[0]) > 0
+        for t in (0.2, 0.5, 0.8)
+    ]
+    assert masks[0].sum() > masks[1].sum() > masks[2].sum()
+    assert not (masks[2] & ~masks[1]).any() and not (masks[1] & ~masks[0]).any()
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="mask_threshold must lie between 0 and 1"):
+            pipe(image, box, "a red star", mask_threshold=bad, **kwargs)
+
+
 def test_soft_paste_edge(tiny_pixel_pipeline):
     image = noise_image(200, 200)
     mask = ellipse_mask(200, 200, (40, 40, 160, 160))

@@ -213,7 +213,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4.0, start: int = 0,
-             keep_examples: int = 0) -> dict:  # fmt: skip
+             keep_examples: int = 0, mask_threshold: float = 0.5) -> dict:  # fmt: skip
     """The metrics above over test scenes start .. start + n - 1 (seed = scene index)."""
     from smartbrush.masks import bounding_box, box_mask
 
@@ -233,7 +233,8 @@ def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4
             ("box", box_mask(target.mask), 1.0),
         ):
             out = pipe(scene.background, mask, prompt, precision=precision, seed=index,
-                       num_inference_steps=steps, guidance_scale=guidance)  # fmt: skip
+                       num_inference_steps=steps, guidance_scale=guidance,
+                       mask_threshold=mask_threshold)  # fmt: skip
             after = np.asarray(out.images[0].convert("RGB"))
             generated = generated_object(after, scene.background, target.colour) & box_mask(
                 target.mask
@@ -259,6 +260,7 @@ def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4
         "n": n,
         "steps": steps,
         "guidance_scale": guidance,
+        "mask_threshold": mask_threshold,
         "classifier_on_real_objects": {
             "colour_accuracy": _mean(
                 [c == t[0] for c, t in zip(real_colours, truths, strict=True)]
@@ -349,6 +351,8 @@ def eval_command(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
+    if not 0.0 < args.mask_threshold < 1.0:
+        raise ValueError("--mask-threshold must lie between 0 and 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
@@ -363,8 +367,9 @@ def eval_command(args: argparse.Namespace) -> int:
         )
     guidance = pipe.config["default_guidance_scale"] if args.guidance is None else args.guidance
     report = evaluate(
-        pipe, classifier, n=args.n, steps=args.steps, guidance=guidance, start=args.start
-    )
+        pipe, classifier, n=args.n, steps=args.steps, guidance=guidance, start=args.start,
+        mask_threshold=args.mask_threshold,
+    )  # fmt: skip
     report["start"] = args.start
     report["model"] = args.model
     report["seconds"] = round(time.monotonic() - started, 1)
@@ -384,7 +389,8 @@ def _eval_objects(pipe, args: argparse.Namespace) -> int:
         baseline.set_progress_bar_config(disable=True)
     guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
     report = objects_eval.evaluate(pipe, ObjectsWorld(), classifier, n=args.n, steps=args.steps,
-                                   guidance=guidance, removal_baseline=baseline)  # fmt: skip
+                                   guidance=guidance, removal_baseline=baseline,
+                                   mask_threshold=args.mask_threshold)  # fmt: skip
     report["model"] = args.model
     print(
         json.dumps(report, indent=2)
@@ -449,6 +455,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--removal-baseline", metavar="MODEL",
         help="objects world: also erase with this model (e.g. shapes), as a removal baseline",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mask-threshold", type=float, default=0.5,
+        help="the mask head's probability above which a cell is the object (the pipeline's default)",
     )  # fmt: skip
     parser.add_argument("--classifier", help="the world's classifier (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")

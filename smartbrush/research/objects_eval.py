@@ -249,13 +249,14 @@ def test_scenes(world, n: int, start: int = 0, coloured: bool = False, split: st
 
 
 def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: float | None = None,
-             removal_baseline=None, keep_examples: int = 0, split: str = "test") -> dict:  # fmt: skip
+             removal_baseline=None, keep_examples: int = 0, split: str = "test",
+             mask_threshold: float = 0.5) -> dict:  # fmt: skip
     """The metrics of this module's docstring over n test scenes (seed = scene index)."""
     from smartbrush.masks import bounding_box, box_mask
 
     def fill(image, mask, prompt, precision, seed, model=pipe):
-        out = model(image, mask, prompt, precision=precision, seed=seed,
-                    num_inference_steps=steps, guidance_scale=guidance)  # fmt: skip
+        out = model(image, mask, prompt, precision=precision, seed=seed, num_inference_steps=steps,
+                    guidance_scale=guidance, mask_threshold=mask_threshold)  # fmt: skip
         return out, np.asarray(out.images[0].convert("RGB"))
 
     started = time.monotonic()
@@ -324,7 +325,7 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
             colour_hits[mode].append(objects.BY_NAME[named].colour == asked)
 
     report: dict = {
-        "n": n, "steps": steps, "guidance_scale": guidance,
+        "n": n, "steps": steps, "guidance_scale": guidance, "mask_threshold": mask_threshold,
         "classifier_on_real_objects": _mean([c == t for c, t in zip(classify(classifier, real, boxes), truths)]),
     }  # fmt: skip
     for mode, mode_rows in rows.items():
