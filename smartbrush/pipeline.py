@@ -339,8 +339,9 @@ class SmartBrushPipeline(DiffusionPipeline):
         text: torch.Tensor,
         class_labels: torch.Tensor | None,
         guidance_scale: float,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One UNet pass: (guided noise, object-mask logits, |eps(prompt) - eps(negative)| or None)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One UNet pass: (guided noise, object-mask logits, |eps(prompt) - eps(negative)|, zero
+        without guidance)."""
         c = self.image_channels
         noisy = masked_blend(self.scheduler.scale_model_input(latents, t), x0, input_mask)
         model_input = self.unet_input(noisy, input_mask, masked_image)
@@ -349,7 +350,7 @@ class SmartBrushPipeline(DiffusionPipeline):
             model_input = torch.cat([model_input] * 2)
         output = self.unet(model_input, t, text, class_labels=class_labels).sample
         if not guided:
-            return output[:, :c], output[:, c:], None
+            return output[:, :c], output[:, c:], torch.zeros_like(output[:, c:])
         uncond, cond = output.chunk(2)
         difference = cond[:, :c] - uncond[:, :c]
         noise = uncond[:, :c] + guidance_scale * difference
@@ -455,24 +456,21 @@ class SmartBrushPipeline(DiffusionPipeline):
         padding_mask_crop: context in pixels around the mask ("auto": half the object's larger side,
         at least 32, the editors' rule wire.editing.context_padding; None: the whole image).
         mask_blend_start: fraction of the steps after which only the predicted object mask is
-        regenerated. mask_threshold: the mask head's probability above which a cell is the object
-        (higher: less of the box is repainted, and a smaller object). blended_sampling: the "Blended
-        Diffusion"-style baseline: the UNet sees a text-to-image task (whole-image mask) and the known
-        region is only replaced after every step.
+        regenerated; mask_threshold: the mask head's probability cut for it (higher: smaller).
+        blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a text-to-image task
+        (whole-image mask) and the known region is only replaced after every step.
         """
         names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
-        original, given_mask = self.check_inputs(
-            image, mask, prompt, precision, num_inference_steps, num_images_per_prompt, names,
-            mask_threshold,
-        )  # fmt: skip
+        original, given_mask = self.check_inputs(image, mask, prompt, precision,
+                                                 num_inference_steps, num_images_per_prompt,
+                                                 names, mask_threshold)  # fmt: skip
         precision = self.resolve_precision(precision, given_mask)
         level = self.precision_level(precision)
         batch = int(num_images_per_prompt)
         seeds = _seeds(seed, generator, batch)
         if guidance_scale is None:  # config values are Any to pyright; this one is a float
             guidance_scale = cast(float, self.config["default_guidance_scale"])
-        guided = guidance_scale > 1.0
-        device = self._execution_device
+        guided, device = guidance_scale > 1.0, self._execution_device
 
         # context crop, m_s and the masked image at the UNet's resolution
         binary = given_mask >= 128
@@ -501,24 +499,20 @@ class SmartBrushPipeline(DiffusionPipeline):
             noise_pred, mask_logits, difference = self.predict_noise(
                 latents, t, x0, input_mask, masked_image, text, class_labels, guidance_scale
             )
-            if difference is not None:
-                text_effect += difference
-            object_mask = self.predict_object_mask(
-                mask_logits, text_effect, m_s, guided, mask_threshold
-            )
+            text_effect += difference
+            object_mask = self.predict_object_mask(mask_logits, text_effect, m_s, guided,
+                                                   mask_threshold)  # fmt: skip
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
             latents, m_hat = self.update_region(
                 latents, object_mask, m_s, m_hat, x0, noise, timesteps[i + 1 : i + 2],
                 i >= refine_from, mask_dilation,
             )  # fmt: skip
             if callback_on_step_end is not None:
-                state = {"latents": latents, "object_mask": object_mask}
-                returned = callback_on_step_end(self, i, t, {k: state[k] for k in names}) or {}
-                latents = returned.get("latents", latents)
+                state = {k: {"latents": latents, "object_mask": object_mask}[k] for k in names}
+                latents = (callback_on_step_end(self, i, t, state) or {}).get("latents", latents)
 
-        images, object_masks, alphas = self.paste(
-            original, given_mask, latents, m_hat, object_mask, crop
-        )
+        images, object_masks, alphas = self.paste(original, given_mask, latents, m_hat,
+                                                  object_mask, crop)  # fmt: skip
         self.maybe_free_model_hooks()
         return SmartBrushPipelineOutput(
             images=images, masks=object_masks, alphas=alphas, seeds=seeds, precision=precision
