@@ -351,8 +351,6 @@ def eval_command(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
-    if not 0.0 < args.mask_threshold < 1.0:
-        raise ValueError("--mask-threshold must lie between 0 and 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
