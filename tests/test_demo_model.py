@@ -76,3 +76,20 @@ def test_fill_remove_from_the_command_line(tmp_path, capsys):
         len([line for line in error.splitlines() if "error" in line]) == 1
     )  # one line (and tqdm's bar)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_sampler_clips_only_what_no_photo_encodes_to():
+    """DDIM clips its x_0 estimate to clip_sample_range; at 1.0 (the pixel-space default) it cut a
+    quarter of the demo's latents and all but erased the objects (docs/results.md)."""
+    import torch
+
+    from smartbrush.pipeline import SmartBrushPipeline
+
+    pipe = SmartBrushPipeline.from_pretrained("demo")
+    photos = [load(ASSETS / case["image"]) for case in photo_cases()["fills"]]
+    pixels = torch.from_numpy(np.stack([p[:128, :128] for p in photos])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        latents = pipe.encode_image(pixels.float() / 127.5 - 1)
+    config = pipe.scheduler.config
+    clipped = (latents.abs() > config.clip_sample_range).float().mean().item()
+    assert not config.clip_sample or clipped < 0.01, f"{clipped:.1%} of the latents are clipped"

@@ -173,6 +173,10 @@ class StepSampler:
 # -- model ---------------------------------------------------------------------------------------------
 
 
+# latents scaled to unit variance: their 0.1 / 99.9 % points are about -4.4 / 4
+LATENT_CLIP_RANGE = 4.0
+
+
 def build_pipeline(config: dict):
     """The pipeline to train: a new pixel-space model, or one converted from / continuing a checkpoint."""
     from diffusers import DDIMScheduler, DDPMScheduler
@@ -209,7 +213,11 @@ def build_pipeline(config: dict):
         unet = smartbrush_unet_from(
             parent, image_channels=channels, mask_head=mask_head, precision_conditioning=precision
         )
-        noise = DDPMScheduler(num_train_timesteps=1000, beta_schedule=model["beta_schedule"])
+        # the sampler clips its x_0 estimate to where images lie: [-1, 1] for pixels, but a quarter of
+        # unit-variance latents lie outside that (docs/results.md, "The sampler's clip range")
+        clip_range = 1.0 if vae is None else LATENT_CLIP_RANGE
+        noise = DDPMScheduler(num_train_timesteps=1000, beta_schedule=model["beta_schedule"],
+                              clip_sample_range=clip_range)  # fmt: skip
         sampler = DDIMScheduler.from_config(noise.config, timestep_spacing="trailing")
         removal = REMOVAL_PROMPT if recipe["removal_fraction"] > 0 else None
         pipe = SmartBrushPipeline(
