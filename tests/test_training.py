@@ -71,6 +71,18 @@ def test_training_runs_checkpoints_and_resumes_where_it_stopped(tmp_path):
     assert np.array_equal(after[~scene.mask], scene.background[~scene.mask])
 
 
+def test_the_cosine_schedule_decays_to_zero_over_the_budget(tmp_path):
+    out = run(tmp_path, "train.lr_schedule=cosine", "train.checkpoint_every=0")  # 4 steps
+    base = training.load_config(TINY)["train"]["learning_rate"]
+    rates = [r["lr"] / base for r in log(out)]
+    assert np.allclose(rates, [1.0, 0.8536, 0.5, 0.1464], atol=1e-4), rates
+    # a budget in minutes: half of it spent is half the rate, whatever the step
+    half_time = {**DEFAULTS["train"], "lr_schedule": "cosine", "warmup_steps": 1, "max_minutes": 10}
+    assert np.isclose(
+        training.learning_rate_at(half_time, 3, 300.0), half_time["learning_rate"] / 2
+    )
+
+
 def recipe_examples(count=200, **switches):
     recipe = {**DEFAULTS["recipe"], **switches}
     data = training.RecipeDataset(WorldDataset("train", 32), recipe, NUM_LEVELS, seed=0)
@@ -127,6 +139,8 @@ def test_config_errors_are_one_line_messages(tmp_path, capsys):
     assert "unknown config key train.batch_sise" in capsys.readouterr().err
     assert main(["train", str(TINY), "--set", "train.batch_size=many"]) == 2
     assert "must be a number" in capsys.readouterr().err
+    assert main(["train", str(TINY), "--set", "train.lr_schedule=linear"]) == 2
+    assert "train.lr_schedule must be one of constant, cosine" in capsys.readouterr().err
     assert main(["train", str(TINY), "--set", "nodot=1"]) == 2
     bad.write_text("[train\n")
     assert main(["train", str(bad)]) == 2

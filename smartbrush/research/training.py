@@ -373,6 +373,20 @@ def halve_weights(folder: Path) -> None:
 
 # -- the loop ------------------------------------------------------------------------------------------
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_at(train_cfg: dict, step: int, elapsed: float) -> float:
+    """The learning rate of a step: linear warm-up, then constant, or a cosine decay to zero at the end
+    of the budget. A run that stops on max_minutes does not know its step count, so the decay follows
+    whichever budget (steps or minutes) is further spent."""
+    rate = train_cfg["learning_rate"] * min(1.0, (step + 1) / max(1, train_cfg["warmup_steps"]))
+    if train_cfg["lr_schedule"] == "constant":
+        return rate
+    budget = train_cfg["max_minutes"] * 60
+    progress = max(step / train_cfg["max_steps"], elapsed / budget if budget else 0.0)
+    return rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
 
 def train(config: dict, resume: str | Path | None = None) -> dict:
     """Run (or continue) the training a config describes; returns the final state."""
@@ -392,6 +406,10 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
     if config["export"]["dtype"] not in ("float32", "float16"):
         raise ValueError(
             f"export.dtype must be float32 or float16, not {config['export']['dtype']!r}"
+        )
+    if train_cfg["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(
+            f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {train_cfg['lr_schedule']!r}"
         )
     if train_cfg["num_threads"]:
         torch.set_num_threads(int(train_cfg["num_threads"]))
@@ -500,9 +518,7 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
     for batch in loader:
         if state["step"] >= train_cfg["max_steps"] or (budget and state["elapsed"] >= budget):
             break
-        lr = train_cfg["learning_rate"] * min(
-            1.0, (state["step"] + 1) / max(1, train_cfg["warmup_steps"])
-        )
+        lr = learning_rate_at(train_cfg, state["step"], state["elapsed"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         # the UNet input is built by the pipeline's own stages, so training and sampling agree

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "learning_rate": 5e-4,
         "weight_decay": 0.0,
         "warmup_steps": 100,
+        "lr_schedule": "constant",  # after warm-up: "constant" | "cosine" (to zero at the budget's end)
         "max_steps": 1000,
         "max_minutes": 0.0,  # wall-time budget over all resumes; 0 = none
         "checkpoint_minutes": 5.0,
