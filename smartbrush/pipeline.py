@@ -14,7 +14,10 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
                           step, then update_region: from an early step on only the (dilated) predicted
                           mask m_hat is regenerated, the rest is reset to the noised background:
                           x_t <- x_t * m_hat + noised(x_0, t) * (1 - m_hat)
-    paste                 back into the original image with a soft edge, only inside the given mask
+    paste                 back into the original image with a soft edge, only inside the given mask, and
+                          and (precision level > 0) outside the predicted object only where the fill
+                          changed the picture: where it matches the autoencoder's round trip of the
+                          original, the original's own (sharper) pixels are kept
 
 Pixel-space models (vae=None, the demo) and latent models (AutoencoderKL) go through the same code.
 """
@@ -407,17 +410,30 @@ class SmartBrushPipeline(DiffusionPipeline):
         m_hat: torch.Tensor,
         object_mask: torch.Tensor,
         crop: tuple[int, int, int, int],
+        x0: torch.Tensor | None = None,
     ) -> tuple[list[PIL.Image.Image], list[PIL.Image.Image], list[PIL.Image.Image]]:
         """Decode the results and paste each into the original with a soft edge, only inside the given
-        mask; returns (images, full-size object masks, full-size paste alphas)."""
-        pixels = self.decode_image(latents).float()
+        mask; returns (images, full-size object masks, full-size paste alphas).
+
+        x0: the encoded original crop. Given, the region around the predicted object is pasted only
+        where the result differs from x0's own decoding: there the model redrew the background as it
+        was, and the original beats its pass through the autoencoder."""
+
         # postprocess is annotated with every output_type's result; "np" gives a (B, H, W, 3) array
-        generated = cast(np.ndarray, self.image_processor.postprocess(pixels, output_type="np"))
+        def to_array(encoded: torch.Tensor) -> np.ndarray:
+            pixels = self.decode_image(encoded).float()
+            return cast(np.ndarray, self.image_processor.postprocess(pixels, output_type="np"))
+
+        generated = to_array(latents)
+        round_trip = None if x0 is None else to_array(x0[:1])[0]
         given = given_mask[crop[1] : crop[3], crop[0] : crop[2]]
         images, object_masks, alphas = [], [], []
         for k in range(len(generated)):
             region = _upsample_mask(m_hat[k, 0], crop)
             alpha = _soft_edge(region) * (given / 255.0)
+            if round_trip is not None:
+                changed = _changed_by_fill(generated[k], round_trip, crop)
+                alpha *= np.where(_upsample_mask(object_mask[k, 0], crop), 1.0, changed)
             images.append(_paste(original, generated[k], crop, alpha))
             alphas.append(_full_size(alpha, crop, original.size, scale=255))
             # the object lies inside the given mask: latent cells at its edge must not spill past it
@@ -511,8 +527,9 @@ class SmartBrushPipeline(DiffusionPipeline):
                 state = {k: {"latents": latents, "object_mask": object_mask}[k] for k in names}
                 latents = (callback_on_step_end(self, i, t, state) or {}).get("latents", latents)
 
-        images, object_masks, alphas = self.paste(original, given_mask, latents, m_hat,
-                                                  object_mask, crop)  # fmt: skip
+        # the round trip of x_0 keeps unchanged pixels; not at level 0, where the mask is the shape
+        images, object_masks, alphas = self.paste(original, given_mask, latents, m_hat, object_mask, crop,
+                                                  x0 if preserve_background and level else None)  # fmt: skip
         self.maybe_free_model_hooks()
         return SmartBrushPipelineOutput(
             images=images, masks=object_masks, alphas=alphas, seeds=seeds, precision=precision
@@ -605,6 +622,26 @@ def _upsample_mask(mask: torch.Tensor, crop: tuple[int, int, int, int]) -> np.nd
     width, height = crop[2] - crop[0], crop[3] - crop[1]
     up = F.interpolate(mask[None, None].float(), size=(height, width), mode="bilinear")
     return up[0, 0].cpu().numpy() >= 0.5
+
+
+# mean absolute difference (of 1) between a fill and the original's autoencoder round trip: below the
+# first, the fill kept the picture as it was; above the second, it changed it
+UNCHANGED_BELOW, CHANGED_ABOVE = 0.08, 0.2
+
+
+def _changed_by_fill(
+    generated: np.ndarray, round_trip: np.ndarray, crop: tuple[int, int, int, int]
+) -> np.ndarray:
+    """How much the fill changed each pixel of the crop, from 0 (as the original's round trip through
+    the autoencoder) to 1, at the crop's pixel size."""
+    # smoothed over a few pixels: the decision follows regions, not the grain of either image
+    difference = ndimage.gaussian_filter(np.abs(generated - round_trip).mean(axis=-1), 1.0)
+    changed = np.clip((difference - UNCHANGED_BELOW) / (CHANGED_ABOVE - UNCHANGED_BELOW), 0.0, 1.0)
+    size = (crop[2] - crop[0], crop[3] - crop[1])
+    resized = PIL.Image.fromarray(changed.astype(np.float32)).resize(
+        size, PIL.Image.Resampling.BILINEAR
+    )
+    return np.asarray(resized, dtype=np.float64)
 
 
 def _soft_edge(region: np.ndarray) -> np.ndarray:

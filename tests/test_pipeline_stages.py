@@ -163,3 +163,48 @@ def test_stages_keep_the_background_outside_the_region(tiny_pixel_pipeline):
         latents, m_s, m_s, m_s, x0, noise, timesteps[4:], refine=False, mask_dilation=1
     )
     assert torch.equal(last[~inside], x0[~inside])
+
+
+@pytest.mark.parametrize("latent", [False, True], ids=["pixel", "latent"])
+@torch.no_grad()  # stages run outside __call__ here
+def test_paste_keeps_the_original_where_the_fill_left_the_picture_as_it_was(
+    latent, tiny_pixel_pipeline, tiny_latent_pipeline
+):
+    """Outside the predicted object, paste uses the fill only where it differs from the original's
+    own round trip through the model's image space: there the original's pixels are sharper."""
+    pipe = tiny_latent_pipeline if latent else tiny_pixel_pipeline
+    res = pipe.resolution
+    original = noise_image(res, res, seed=3)
+    box = np.zeros((res, res), np.uint8)
+    box[4:-4, 4:-4] = 255
+    crop = (0, 0, res, res)
+    pixels, _ = pipe.prepare_crop(original, box >= 128, crop, 0, torch.device("cpu"))
+    x0 = pipe.encode_image(pixels)
+    size = x0.shape[-2:]
+    m_hat = torch.ones(1, 1, *size)
+    no_object = torch.zeros(1, 1, *size)
+
+    # a "fill" that redrew the original exactly as its round trip: nothing of the photo is touched
+    images, _, alphas = pipe.paste(original, box, x0.clone(), m_hat, no_object, crop, x0)
+    assert np.array_equal(np.asarray(images[0]), np.asarray(original))
+    assert not np.asarray(alphas[0]).any()
+
+    # a fill that changed one quarter: that quarter is pasted, and (in pixel space; the untrained
+    # autoencoder's GroupNorm spreads any change over its whole output) only that quarter
+    changed = x0.clone()
+    changed[..., : size[0] // 2, : size[1] // 2] = -x0[..., : size[0] // 2, : size[1] // 2] + 2
+    _, _, alphas = pipe.paste(original, box, changed, m_hat, no_object, crop, x0)
+    alpha = np.asarray(alphas[0]) > 0
+    half = res // 2
+    assert alpha[4 : half - 4, 4 : half - 4].mean() > 0.9
+    if not latent:
+        assert not alpha[half + 4 :, :].any() and not alpha[:, half + 4 :].any()
+
+    # the predicted object is pasted whatever it looks like; without x0, the whole region is
+    object_cells = torch.zeros(1, 1, *size)
+    object_cells[..., size[0] // 2 :, size[1] // 2 :] = 1
+    _, _, alphas = pipe.paste(original, box, x0.clone(), m_hat, object_cells, crop, x0)
+    alpha = np.asarray(alphas[0])
+    assert (alpha[half + 2 : -6, half + 2 : -6] == 255).all() and not alpha[: half - 2].any()
+    _, _, alphas = pipe.paste(original, box, x0.clone(), m_hat, no_object, crop)
+    assert (np.asarray(alphas[0]) > 0).sum() == (box > 0).sum()
