@@ -14,7 +14,7 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
                           step, then update_region: from an early step on only the (dilated) predicted
                           mask m_hat is regenerated, the rest is reset to the noised background:
                           x_t <- x_t * m_hat + noised(x_0, t) * (1 - m_hat)
-    paste                 back into the original image with a soft edge, only inside the given mask, and
+    paste                 back into the original image with a soft edge, only inside the given mask,
                           and (precision level > 0) outside the predicted object only where the fill
                           changed the picture: where it matches the autoencoder's round trip of the
                           original, the original's own (sharper) pixels are kept
