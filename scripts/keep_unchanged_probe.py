@@ -18,7 +18,7 @@ from smartbrush.research.objects import ObjectsWorld
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="the keep-unchanged tolerances, measured")
     parser.add_argument("settings", nargs="+", help='"off" or LOW,HIGH')
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--model", default="demo")
