@@ -20,12 +20,16 @@ FIELDS = [
 STATUS = "smartbrush-status"  # the label's id in the dialog
 
 
-def ask(procedure, config, inputs_problem, endpoint_of, area=None, note=""):
+def ask(procedure, config, inputs_problem, endpoint_of, describe_selection=None):
     """Show the dialog until `inputs_problem()` returns None and the daemon at `endpoint_of(config)`
-    answers (the problem is shown at the top of the next dialog); False when the user cancels."""
+    answers (the problem is shown at the top of the next dialog); False when the user cancels.
+
+    describe_selection() -> (the context area the model will see, or None; a note): read again
+    for every dialog, as the user may change the selection while it is open."""
     GimpUi.init("smartbrush-fill")
     problem = None
     while True:
+        area, note = describe_selection() if describe_selection else (None, "")
         status = "\n".join(filter(None, [daemon_status(endpoint_of(config), area), note]))
         if not _show(procedure, config, status, problem):
             return False

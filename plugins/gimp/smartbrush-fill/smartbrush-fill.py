@@ -183,14 +183,19 @@ def run(procedure, run_mode, image, drawables, config, run_data):
                 return str(error)
             return None
 
+        def describe_selection():
+            bounds = canvas.selection_bounds()
+            if bounds is None:  # the dialog is open: the user may have dropped the selection
+                return None, ""
+            area = editing.context_rect(bounds, *canvas.size())  # what the model will see
+            precision = editing.auto_precision(canvas.read_selection(area), area.width, area.height)
+            described = editing.describe_precision(precision)
+            return area, f"Auto precision for this selection: {described}."
+
         if not remove and run_mode == Gimp.RunMode.INTERACTIVE:
             import dialog
 
-            bounds = canvas.selection_bounds()
-            area = editing.context_rect(bounds, *canvas.size())  # what the model will see
-            precision = editing.auto_precision(canvas.read_selection(area), area.width, area.height)
-            note = f"Auto precision for this selection: {editing.describe_precision(precision)}."
-            if not dialog.ask(procedure, config, inputs_problem, endpoint_of, area, note):
+            if not dialog.ask(procedure, config, inputs_problem, endpoint_of, describe_selection):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         elif (problem := inputs_problem()) is not None:
             raise UserFacingError(problem, Gimp.PDBStatusType.CALLING_ERROR)
