@@ -208,3 +208,21 @@ def test_paste_keeps_the_original_where_the_fill_left_the_picture_as_it_was(
     assert (alpha[half + 2 : -6, half + 2 : -6] == 255).all() and not alpha[: half - 2].any()
     _, _, alphas = pipe.paste(original, box, x0.clone(), m_hat, no_object, crop)
     assert (np.asarray(alphas[0]) > 0).sum() == (box > 0).sum()
+
+
+def test_only_coarse_masks_keep_unchanged_pixels(tiny_pixel_pipeline, monkeypatch):
+    """At precision level 0 the mask is the object's shape and all of it is the fill's; a coarser mask
+    (and only with background preservation) gets the round-trip comparison."""
+    from smartbrush import pipeline
+
+    calls = []
+    real = pipeline._changed_by_fill
+    monkeypatch.setattr(pipeline, "_changed_by_fill", lambda *a: calls.append(1) or real(*a))
+    image, mask = noise_image(64, 64), disk(64, 64, 32, 32, 20)
+    kwargs = dict(prompt="a red star", num_inference_steps=2, seed=0)
+    tiny_pixel_pipeline(image, mask, precision=0.0, **kwargs)
+    assert not calls
+    tiny_pixel_pipeline(image, mask, precision=1.0, preserve_background=False, **kwargs)
+    assert not calls
+    tiny_pixel_pipeline(image, mask, precision=1.0, **kwargs)
+    assert calls
