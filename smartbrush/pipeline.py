@@ -430,15 +430,15 @@ class SmartBrushPipeline(DiffusionPipeline):
         images, object_masks, alphas = [], [], []
         for k in range(len(generated)):
             region = _upsample_mask(m_hat[k, 0], crop)
+            object_region = _upsample_mask(object_mask[k, 0], crop)
             alpha = _soft_edge(region) * (given / 255.0)
             if round_trip is not None:
                 changed = _changed_by_fill(generated[k], round_trip, crop)
-                alpha *= np.where(_upsample_mask(object_mask[k, 0], crop), 1.0, changed)
+                alpha *= np.where(object_region, 1.0, changed)
             images.append(_paste(original, generated[k], crop, alpha))
             alphas.append(_full_size(alpha, crop, original.size, scale=255))
             # the object lies inside the given mask: latent cells at its edge must not spill past it
-            inside = _upsample_mask(object_mask[k, 0], crop) & (given > 0)
-            object_masks.append(_full_size(inside, crop, original.size))
+            object_masks.append(_full_size(object_region & (given > 0), crop, original.size))
         return images, object_masks, alphas
 
     # -- the method -----------------------------------------------------------------------------
