@@ -163,6 +163,26 @@ def auto_precision(mask: np.ndarray) -> float:
     return editing.auto_precision(np.ascontiguousarray(mask).tobytes(), width, height)
 
 
+def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The hole under `mask` (HxW bool) filled from around it: each hole pixel of `image` (HxWxC) is a
+    Gaussian-weighted mean of the known pixels near it (normalised convolution, sigma a quarter of the
+    hole's larger side). Same dtype as `image`; integers are rounded and clipped to their range."""
+    bounds = bounding_box(mask)
+    if bounds is None:
+        raise ValueError("blur_fill needs a non-empty mask")
+    sigma = max(bounds[2], bounds[3]) / 4
+    known = (~mask).astype(np.float64)
+    weight = ndimage.gaussian_filter(known, sigma) + 1e-8
+    out = image.astype(np.float64)
+    for c in range(out.shape[-1]):
+        filled = ndimage.gaussian_filter(out[..., c] * known, sigma) / weight
+        out[..., c][mask] = filled[mask]
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        out = out.round().clip(info.min, info.max)
+    return out.astype(image.dtype)
+
+
 def soft_dice_loss(pred, target, eps: float = 1.0):
     """Soft DICE loss 1 - 2|X∩Y| / (|X|+|Y|), per sample, averaged over the batch (torch tensors)."""
     pred = pred.flatten(1)

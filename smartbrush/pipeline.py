@@ -9,6 +9,8 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
     prepare_mask_latents  the coarse mask m_s at precision level s, at the UNet's resolution
     prepare_masked_image_latents
                           the encoded x_0 * (1 - m_s)
+    prepare_start         with strength < 1, what the region starts from instead of pure noise: the
+                          original for a fill, the hole filled from its surroundings for a removal
     prepare_latents       the masked-noise start: noise inside m_s, the noised image outside
     the denoising loop    predict_noise (classifier-free guidance, predicted object mask), the scheduler's
                           step, then update_region: from an early step on only the (dilated) predicted
@@ -91,6 +93,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         num_precision_levels: int = masks.NUM_LEVELS,
         default_guidance_scale: float = 4.0,
         removal_prompt: str | None = None,
+        removal_strength: float = 1.0,
     ):
         super().__init__()
         self.register_modules(
@@ -98,10 +101,12 @@ class SmartBrushPipeline(DiffusionPipeline):
         )
         # the guidance a model was tuned for (shapes: 2.0, demo: 4.0); a call without guidance_scale uses it
         # removal_prompt: the task prompt a model trained for removal takes; an empty prompt erases
+        # removal_strength: the strength a removal without one uses (below 1: from the blur-filled hole)
         self.register_to_config(
             num_precision_levels=num_precision_levels,
             default_guidance_scale=default_guidance_scale,
             removal_prompt=removal_prompt,
+            removal_strength=removal_strength,
         )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
@@ -207,6 +212,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         num_images_per_prompt: int,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         mask_threshold: float = 0.5,
+        strength: float | None = None,
     ) -> tuple[PIL.Image.Image, np.ndarray]:
         """Raise ValueError for a bad argument; returns the image (RGB or RGBA) and the 8-bit mask."""
         original = _as_rgb_image(image)
@@ -225,6 +231,8 @@ class SmartBrushPipeline(DiffusionPipeline):
             )
         if not 0.0 < float(mask_threshold) < 1.0:
             raise ValueError(f"mask_threshold must lie between 0 and 1, got {mask_threshold}")
+        if strength is not None and not 0.0 < float(strength) <= 1.0:
+            raise ValueError(f"strength must lie in (0, 1], got {strength}")
         unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
@@ -299,28 +307,73 @@ class SmartBrushPipeline(DiffusionPipeline):
         """The encoded x_0 * (1 - m_s): what the UNet knows of the image."""
         return self.encode_image(pixels * (1 - coarse_mask))
 
+    def is_removal(self, prompt: str) -> bool:
+        """An empty prompt to a model trained for removal: erase what the mask covers."""
+        return not prompt.strip() and bool(self.config["removal_prompt"])
+
     def prepare_prompt_embeds(
         self, prompt: str, negative_prompt: str | None, batch: int, guided: bool
     ) -> torch.Tensor:
         """The text embeddings; with guidance cat[negative, prompt] for the batched double pass."""
-        removal_prompt = self.config["removal_prompt"]
-        if not prompt.strip() and removal_prompt:
-            prompt = removal_prompt  # nothing asked for: erase, continue the background
+        if self.is_removal(prompt):
+            prompt = self.config[
+                "removal_prompt"
+            ]  # nothing asked for: erase, continue the background
         text = self.encode_prompt([prompt] * batch)
         if guided:
             text = torch.cat([self.encode_prompt([negative_prompt or ""] * batch), text])
         return text
 
-    def prepare_timesteps(self, num_inference_steps: int, device: torch.device) -> torch.Tensor:
+    def prepare_timesteps(
+        self, num_inference_steps: int, device: torch.device, strength: float = 1.0
+    ) -> torch.Tensor:
+        """The sampling steps; strength < 1 skips the noisiest ones, as diffusers' img2img pipelines
+        do (at least one step is run)."""
         self.scheduler.set_timesteps(num_inference_steps, device=device)
+        skipped = num_inference_steps - max(
+            1, min(num_inference_steps, round(num_inference_steps * strength))
+        )
         if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(0)
-        return self.scheduler.timesteps
+            self.scheduler.set_begin_index(skipped * self.scheduler.order)
+        return self.scheduler.timesteps[skipped * self.scheduler.order :]
+
+    def resolve_guidance(self, guidance_scale: float | None) -> float:
+        """None: the guidance the model was tuned for (its `default_guidance_scale`)."""
+        if guidance_scale is None:  # config values are Any to pyright; this one is a float
+            return cast(float, self.config["default_guidance_scale"])
+        return float(guidance_scale)
+
+    def resolve_strength(self, strength: float | None, prompt: str) -> float:
+        """None: 1 for a fill, the model's `removal_strength` for a removal."""
+        if strength is not None:
+            return float(strength)
+        return float(self.config["removal_strength"]) if self.is_removal(prompt) else 1.0
+
+    def prepare_start(
+        self, pixels: torch.Tensor, pixel_mask: torch.Tensor, prompt: str, strength: float
+    ) -> torch.Tensor | None:
+        """The encoded start of the region for strength < 1 (None at 1: pure noise): the original crop
+        for a fill (diffusers' inpainting semantics), and for a removal the hole filled from its
+        surroundings, since the object's own pixels are what must go (A1111's "fill" start)."""
+        if strength >= 1.0:
+            return None
+        if self.is_removal(prompt):
+            hole = pixel_mask[0, 0].cpu().numpy() > 0
+            crop = pixels[0].permute(1, 2, 0).float().cpu().numpy()
+            filled = torch.from_numpy(masks.blur_fill(crop, hole)).permute(2, 0, 1)[None]
+            pixels = filled.to(pixels.device, pixels.dtype)
+        return self.encode_image(pixels)
 
     def prepare_latents(
-        self, x0: torch.Tensor, m_s: torch.Tensor, seeds: list[int], timesteps: torch.Tensor
+        self,
+        x0: torch.Tensor,
+        m_s: torch.Tensor,
+        seeds: list[int],
+        timesteps: torch.Tensor,
+        start: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The masked-noise start and its noise: noise inside m_s, x_0 noised to the first step outside.
+        """The masked-noise start and its noise: noise inside m_s (or, given `start`, the start noised
+        to the first step), x_0 noised to the first step outside.
 
         Each image's noise comes from its own CPU generator, so seeds[i] reproduces image i alone."""
         noise = torch.cat(
@@ -329,7 +382,10 @@ class SmartBrushPipeline(DiffusionPipeline):
                 for s in seeds
             ]
         ).to(x0.device, self.unet.dtype)
-        noised_background = self.scheduler.add_noise(x0, noise, timesteps[:1].repeat(len(seeds)))
+        first = timesteps[:1].repeat(len(seeds))
+        if start is not None:
+            return self.scheduler.add_noise(masked_blend(start, x0, m_s), noise, first), noise
+        noised_background = self.scheduler.add_noise(x0, noise, first)
         return masked_blend(noise * self.scheduler.init_noise_sigma, noised_background, m_s), noise
 
     def predict_noise(
@@ -461,6 +517,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         mask_blend_start: float = 0.2,
         mask_dilation: int = 1,
         mask_threshold: float = 0.5,
+        strength: float | None = None,
         blended_sampling: bool = False,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -473,19 +530,20 @@ class SmartBrushPipeline(DiffusionPipeline):
         at least 32, the editors' rule wire.editing.context_padding; None: the whole image).
         mask_blend_start: fraction of the steps after which only the predicted object mask is
         regenerated; mask_threshold: the mask head's probability cut for it (higher: smaller).
+        strength: the share of the schedule run, as in diffusers' img2img; below 1 the region starts
+        from the original, a removal from the blur-filled hole (None: 1, removals the model's own).
         blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a text-to-image task
         (whole-image mask) and the known region is only replaced after every step.
         """
         names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
         original, given_mask = self.check_inputs(image, mask, prompt, precision,
                                                  num_inference_steps, num_images_per_prompt,
-                                                 names, mask_threshold)  # fmt: skip
+                                                 names, mask_threshold, strength)  # fmt: skip
         precision = self.resolve_precision(precision, given_mask)
         level = self.precision_level(precision)
         batch = int(num_images_per_prompt)
         seeds = _seeds(seed, generator, batch)
-        if guidance_scale is None:  # config values are Any to pyright; this one is a float
-            guidance_scale = cast(float, self.config["default_guidance_scale"])
+        guidance_scale = self.resolve_guidance(guidance_scale)
         guided, device = guidance_scale > 1.0, self._execution_device
 
         # context crop, m_s and the masked image at the UNet's resolution
@@ -501,8 +559,10 @@ class SmartBrushPipeline(DiffusionPipeline):
         input_mask = torch.ones_like(m_s) if blended_sampling else m_s
 
         text = self.prepare_prompt_embeds(prompt, negative_prompt, batch, guided)
-        timesteps = self.prepare_timesteps(num_inference_steps, device)
-        latents, noise = self.prepare_latents(x0, m_s, seeds, timesteps)
+        strength = self.resolve_strength(strength, prompt)
+        timesteps = self.prepare_timesteps(num_inference_steps, device, strength)
+        start = self.prepare_start(pixels, pixel_mask, prompt, strength)
+        latents, noise = self.prepare_latents(x0, m_s, seeds, timesteps, start)
         class_labels = self.class_labels(level, 2 * batch if guided else batch)
         # the object's mask, to regenerate only it, comes from the mask head or (guided) DiffEdit
         refine = preserve_background and (has_mask_head(self.unet) or guided)

@@ -27,13 +27,14 @@ def disk(height: int, width: int, cy: int, cx: int, radius: int) -> np.ndarray:
     return (((y - cy) ** 2 + (x - cx) ** 2) <= radius**2).astype(np.uint8) * 255
 
 
-def test_call_reads_as_stages_in_at_most_90_lines():
+def test_call_reads_as_stages_in_at_most_95_lines():
     lines = inspect.getsource(SmartBrushPipeline.__call__).splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("def __call__"))
-    assert len(lines) - start <= 90
+    assert len(lines) - start <= 95
     body = "\n".join(lines)
     for stage in ("check_inputs", "resolve_precision", "prepare_crop", "prepare_mask_latents",
-                  "prepare_masked_image_latents", "prepare_latents", "update_region", "paste",
+                  "prepare_masked_image_latents", "prepare_timesteps", "prepare_start",
+                  "prepare_latents", "update_region", "paste",
                   "maybe_free_model_hooks", "_execution_device"):  # fmt: skip
         assert f"self.{stage}" in body, stage
 
@@ -226,3 +227,54 @@ def test_only_coarse_masks_keep_unchanged_pixels(tiny_pixel_pipeline, monkeypatc
     assert not calls
     tiny_pixel_pipeline(image, mask, precision=1.0, **kwargs)
     assert calls
+
+
+@torch.no_grad()  # stages run outside __call__ here
+def test_strength_skips_the_noisiest_steps_and_a_removal_starts_from_the_blur_filled_hole():
+    pipe = tiny_pipeline()  # its own copy: the removal config below must not leak
+    pipe.set_progress_bar_config(disable=True)
+    full = pipe.prepare_timesteps(20, "cpu")
+    assert torch.equal(pipe.prepare_timesteps(20, "cpu", 0.5), full[10:])
+    assert len(pipe.prepare_timesteps(20, "cpu", 0.01)) == 1  # at least one step
+
+    torch.manual_seed(0)
+    pixels = torch.rand(1, 3, 32, 32) * 2 - 1
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[..., 8:20, 10:24] = 1
+    assert pipe.prepare_start(pixels, hole, "a cat", 1.0) is None  # from pure noise
+    assert torch.equal(pipe.prepare_start(pixels, hole, "a cat", 0.5), pixels)  # the original
+    assert pipe.resolve_strength(None, "") == 1.0  # a model not trained for removal
+
+    pipe.register_to_config(removal_prompt="<remove>", removal_strength=0.6)
+    assert pipe.resolve_strength(None, "") == 0.6 and pipe.resolve_strength(None, "a cat") == 1.0
+    assert pipe.resolve_strength(0.3, "") == 0.3
+    start = pipe.prepare_start(pixels, hole, " ", 0.6)
+    assert start is not None
+    expected = masks.blur_fill(pixels[0].permute(1, 2, 0).numpy(), hole[0, 0].numpy() > 0)
+    assert np.allclose(start[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    inside = hole.bool().expand_as(pixels)
+    assert torch.equal(start[~inside], pixels[~inside])
+    assert (start[inside] - pixels[inside]).abs().mean() > 0.1  # the object's pixels are gone
+
+    timesteps = pipe.prepare_timesteps(20, "cpu", 0.6)
+    latents, noise = pipe.prepare_latents(pixels, hole, [3], timesteps, start)
+    assert torch.allclose(latents, pipe.scheduler.add_noise(start, noise, timesteps[:1]))
+
+    steps = []
+    pipe(noise_image(32, 32), hole[0, 0].numpy() > 0, "", num_inference_steps=20, seed=1,
+         callback_on_step_end=lambda p, i, t, state: steps.append(int(t)))  # fmt: skip
+    assert steps == timesteps.tolist()  # removals use the model's strength
+    with pytest.raises(ValueError, match="strength must lie in"):
+        pipe(noise_image(32, 32), hole[0, 0].numpy() > 0, "", strength=0)
+
+
+def test_blur_fill_fills_only_the_hole_from_its_surroundings():
+    image = np.zeros((20, 20, 3), np.uint8)
+    image[:, 10:] = 200
+    hole = np.zeros((20, 20), bool)
+    hole[5:15, 5:15] = True
+    filled = masks.blur_fill(image, hole)
+    assert filled.dtype == np.uint8 and np.array_equal(filled[~hole], image[~hole])
+    assert filled[10, 6, 0] < 100 < filled[10, 13, 0]  # each side continues its neighbours
+    with pytest.raises(ValueError, match="non-empty"):
+        masks.blur_fill(image, np.zeros_like(hole))

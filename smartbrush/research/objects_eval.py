@@ -33,6 +33,7 @@ from typing import cast
 import numpy as np
 from scipy import ndimage
 
+from smartbrush import masks
 from smartbrush.research import objects
 from smartbrush.research.evaluation import (  # the shapes evaluation's measures, shared
     _mean,
@@ -191,23 +192,6 @@ class Pool:
         return self.ssim / self.pixels if self.pixels else float("nan")
 
 
-def blur_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The plain baseline: each hole pixel is a Gaussian-weighted mean of the known pixels around it."""
-    from smartbrush.masks import bounding_box
-
-    bounds = bounding_box(mask)
-    assert bounds is not None, "blur_fill needs a non-empty mask"
-    _, _, width, height = bounds
-    sigma = max(height, width) / 4
-    known = (~mask).astype(np.float64)
-    weight = ndimage.gaussian_filter(known, sigma) + 1e-8
-    out = image.astype(np.float64).copy()
-    for c in range(3):
-        filled = ndimage.gaussian_filter(image[..., c] * known, sigma) / weight
-        out[..., c][mask] = filled[mask]
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
 def removal_lasso(mask: np.ndarray, margin: float = 0.08) -> np.ndarray:
     from smartbrush.masks import bounding_box
 
@@ -306,7 +290,7 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
         lasso = removal_lasso(scene.mask)
         _, erased = fill(scene.image, lasso, "", 0.0, index)
         removal.add(erased, scene.background, lasso)
-        removal_blur.add(blur_fill(scene.image, lasso), scene.background, lasso)
+        removal_blur.add(masks.blur_fill(scene.image, lasso), scene.background, lasso)
         if removal_baseline is not None:
             _, erased = fill(scene.image, lasso, "", 0.0, index, model=removal_baseline)
             removal_shapes.add(erased, scene.background, lasso)
