@@ -315,10 +315,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         self, prompt: str, negative_prompt: str | None, batch: int, guided: bool
     ) -> torch.Tensor:
         """The text embeddings; with guidance cat[negative, prompt] for the batched double pass."""
-        if self.is_removal(prompt):
-            prompt = self.config[
-                "removal_prompt"
-            ]  # nothing asked for: erase, continue the background
+        if self.is_removal(prompt):  # nothing asked for: erase, continue the background
+            prompt = self.config["removal_prompt"]
         text = self.encode_prompt([prompt] * batch)
         if guided:
             text = torch.cat([self.encode_prompt([negative_prompt or ""] * batch), text])
