@@ -127,8 +127,8 @@ def evaluate_all(
     """Evaluate every chunk of every row, waiting for models another run is still training."""
     import torch
 
-    from smartbrush.loading import load_pipeline
     from smartbrush.research.evaluation import default_classifier_path, evaluate, load_classifier
+    from smartbrush.runtime.loading import load_pipeline
 
     classifier = load_classifier(classifier_path or default_classifier_path())
 
@@ -208,9 +208,9 @@ def figures(out: Path, table_rows: list[str]) -> None:
     import PIL.Image
     import PIL.ImageDraw
 
-    from smartbrush.loading import load_pipeline
-    from smartbrush.masks import box_mask
+    from smartbrush.method.masks import box_mask
     from smartbrush.research import world
+    from smartbrush.runtime.loading import load_pipeline
 
     def load(run):
         pipe = load_pipeline(out / run / "pipeline")

@@ -5,7 +5,7 @@
 A model without a mask head (a stock SD-inpainting checkpoint, or the ablation's "Stable-Inpainting-style"
 baseline) cannot say where its object is, so the pipeline estimates it training-free: DiffEdit's
 |eps(prompt) - eps(negative)| from the guidance pass, thresholded inside the coarse mask
-(smartbrush.pipeline.diffedit_mask). With preserve_background on, only that estimate (dilated) is
+(smartbrush.method.pipeline.diffedit_mask). With preserve_background on, only that estimate (dilated) is
 regenerated after the first steps; off, the whole box is. For each test scene (seed = scene index) the
 model fills the target's bounding box (precision 1) with the target's prompt, both ways, and this reports,
 with `smartbrush eval`'s definitions (smartbrush.research.evaluation):
@@ -38,7 +38,7 @@ DEFAULT_MODEL = ROOT / "runs" / "ablation" / "stable_inpainting" / "pipeline"
 
 def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> dict:
     """Box-mode metrics over test scenes start .. start + n - 1 for each row: name -> (pipe, preserve)."""
-    from smartbrush.masks import box_mask
+    from smartbrush.method.masks import box_mask
     from smartbrush.research import world
     from smartbrush.research.evaluation import (  # _psnr: eval's pooled PSNR, the same definition
         _psnr,
@@ -74,8 +74,8 @@ def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> 
 
 
 def load_model(model: str):
-    from smartbrush.cli import UserError
-    from smartbrush.loading import load_pipeline
+    from smartbrush.runtime.loading import load_pipeline
+    from smartbrush.wire.errors import UserError
 
     if not (Path(model) / "model_index.json").is_file():
         raise UserError(
@@ -92,7 +92,7 @@ def without_mask_head(pipe):
     """The same pipeline with the UNet's mask-logit output cut off: compat mode on a trained denoiser."""
     from diffusers import UNet2DConditionModel
 
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
     c = pipe.image_channels
     # from_config's union return type includes the (model, unused kwargs) tuple of
@@ -114,8 +114,8 @@ def without_mask_head(pipe):
 
 
 def rows_for(pipe, drop_mask_head: bool) -> dict:
-    from smartbrush.cli import UserError
-    from smartbrush.model import has_mask_head
+    from smartbrush.method.model import has_mask_head
+    from smartbrush.wire.errors import UserError
 
     rows = {}
     if has_mask_head(pipe.unet):
@@ -148,7 +148,7 @@ def format_report(report: dict, rows: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from smartbrush.cli import UserError
+    from smartbrush.wire.errors import UserError
 
     # __doc__ is None under python -OO
     parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])

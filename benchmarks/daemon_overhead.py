@@ -37,8 +37,8 @@ import torch
 import zmq
 from PIL import Image
 
-from smartbrush.loading import load_pipeline
-from smartbrush.pipeline import DEMO_MODEL_DIR, SmartBrushPipeline
+from smartbrush.method.pipeline import SmartBrushPipeline
+from smartbrush.runtime.loading import load_pipeline
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client
 
@@ -167,9 +167,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--model", default="demo" if (DEMO_MODEL_DIR / "model_index.json").exists() else "tiny"
-    )
+    parser.add_argument("--model", default="demo")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:*")
     args = parser.parse_args()
@@ -183,7 +181,7 @@ def main() -> None:
         endpoint = f"{endpoint[:-2]}:{free_port()}"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "smartbrush.daemon", "--model", args.model, "--device", "cpu", "--dtype",
+        [sys.executable, "-m", "smartbrushd", "--model", args.model, "--device", "cpu", "--dtype",
          "float32", "--endpoint", endpoint, "--log-file", "-", "--log-level", "warning"],
         env=env,
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """How fast the daemon starts and stops, and whether a big PNG stalls it (issue: start and stop fast).
 
-Each round starts `python -m smartbrush.daemon --model M` as its own process for the demo and the
+Each round starts `python -m smartbrushd --model M` as its own process for the demo and the
 shapes model in turn and reports, from the moment the process is started:
 - hello: the first answer (the daemon listens before it loads the model);
 - loaded: info says the model is loaded;
@@ -48,7 +48,7 @@ def start(model: str, threads: int) -> tuple[subprocess.Popen, str, float]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "smartbrush.daemon", "--model", model, "--device", "cpu",
+        [sys.executable, "-m", "smartbrushd", "--model", model, "--device", "cpu",
          "--threads", str(threads), "--endpoint", endpoint, "--log-file", "-"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
@@ -185,8 +185,9 @@ def png_stall(threads: int) -> tuple[float, float, tuple[float, float]]:
 def router_busy() -> tuple[float, float]:
     """(longest time the ROUTER thread spends on one batch of messages while the 16 MP PNG fill
     arrives, the PNG's decode time): the daemon in this process, its request handler timed."""
-    from smartbrush import images
-    from smartbrush.daemon import server
+    from smartbrushd import server
+
+    from smartbrush.runtime import images
     from smartbrush.testing import tiny_pipeline
 
     busy: list[float] = []

@@ -1,6 +1,6 @@
 """A 20-step fill through the daemon: the demo model (latent, 128 px) beside the shapes model (32 px).
 
-Both daemons run as their own processes (`python -m smartbrush.daemon`) on loopback with the same thread count; the
+Both daemons run as their own processes (`python -m smartbrushd`) on loopback with the same thread count; the
 same request (a 384 x 256 photo-sized image, an exact mask of an object, fixed seed) goes to each in
 turn, round after round, so both see the same machine load. Reported: the client's wall time per fill
 (median and min over the rounds), the pipeline's own time inside it, and demo / shapes.
@@ -59,7 +59,7 @@ def main() -> None:
     for model in MODELS:
         endpoint = f"tcp://127.0.0.1:{free_port()}"
         daemons.append(subprocess.Popen(
-            [sys.executable, "-m", "smartbrush.daemon", "--model", model, "--device", "cpu", "--dtype", "float32",
+            [sys.executable, "-m", "smartbrushd", "--model", model, "--device", "cpu", "--dtype", "float32",
              "--threads", str(args.threads), "--endpoint", endpoint, "--log-file", "-",
              "--log-level", "warning"],
             env=env,

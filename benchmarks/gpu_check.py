@@ -81,8 +81,8 @@ def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype):
     """A SmartBrush pipeline with random weights: SD 1.5's architecture, or a tiny one."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
-    from smartbrush.model import smartbrush_unet_from, tiny_unet
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.model import smartbrush_unet_from, tiny_unet
+    from smartbrush.method.pipeline import SmartBrushPipeline
     from smartbrush.testing import tiny_text_encoder, tiny_vae
 
     torch.manual_seed(0)
@@ -110,7 +110,7 @@ def _clip_size_text_encoder():
     """A random CLIP ViT-L/14 text tower; MiniLM's tokenizer stands in for CLIP's (not downloadable)."""
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
-    from smartbrush.text import minilm_path
+    from smartbrush.method.text import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(
         minilm_path(), local_files_only=True, model_max_length=77
@@ -181,9 +181,9 @@ def training_check(
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
 
-    from smartbrush.masks import soft_dice_loss
-    from smartbrush.memory import apply_memory_savers, make_optimizer
-    from smartbrush.model import precision_class_labels
+    from smartbrush.method.masks import soft_dice_loss
+    from smartbrush.method.model import precision_class_labels
+    from smartbrush.research.memory import apply_memory_savers, make_optimizer
 
     accelerator = Accelerator(
         mixed_precision="fp16" if device.type == "cuda" else "no", cpu=device.type == "cpu"

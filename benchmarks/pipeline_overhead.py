@@ -20,8 +20,8 @@ import PIL.Image
 import torch
 from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
 
-from smartbrush.model import precision_class_labels, smartbrush_unet_from, tiny_unet
-from smartbrush.pipeline import SmartBrushPipeline
+from smartbrush.method.model import precision_class_labels, smartbrush_unet_from, tiny_unet
+from smartbrush.method.pipeline import SmartBrushPipeline
 from smartbrush.testing import tiny_text_encoder, tiny_vae
 
 

@@ -10,11 +10,11 @@ import argparse
 
 import torch
 
-from smartbrush import pipeline
-from smartbrush.loading import load_pipeline
+from smartbrush.method import pipeline
 from smartbrush.research import objects_eval
 from smartbrush.research.evaluation import default_classifier_path
 from smartbrush.research.objects import ObjectsWorld
+from smartbrush.runtime.loading import load_pipeline
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from smartbrush.masks import bounding_box
+from smartbrush.method.masks import bounding_box
 from smartbrush.research import objects
 
 OUT = Path(__file__).resolve().parents[1] / "smartbrush" / "demo_assets"

@@ -15,10 +15,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from smartbrush import masks
-from smartbrush.loading import load_pipeline
+from smartbrush.method import masks
 from smartbrush.research import objects_eval
 from smartbrush.research.objects import ObjectsWorld
+from smartbrush.runtime.loading import load_pipeline
 
 
 def main() -> None:

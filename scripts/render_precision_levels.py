@@ -6,7 +6,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
-from smartbrush import masks
+from smartbrush.method import masks
 
 
 def star(size: int = 128) -> np.ndarray:

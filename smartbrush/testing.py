@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler
 
-from smartbrush.model import smartbrush_unet_from, tiny_unet
-from smartbrush.pipeline import SmartBrushPipeline
+from smartbrush.method.model import smartbrush_unet_from, tiny_unet
+from smartbrush.method.pipeline import SmartBrushPipeline
 
 TINY_MAX_TOKENS = 16
 
@@ -15,7 +15,7 @@ def tiny_text_encoder(hidden_size: int = 32):
     """A 1-layer BERT with MiniLM's vocabulary, and MiniLM's real tokenizer (both offline)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from smartbrush.text import minilm_path
+    from smartbrush.method.text import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(
         minilm_path(), local_files_only=True, model_max_length=TINY_MAX_TOKENS

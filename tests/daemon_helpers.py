@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from smartbrush.daemon.server import Daemon
+from smartbrushd.server import Daemon
+
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client, DaemonUnavailable
 
@@ -53,7 +54,7 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-DAEMON_COMMAND = [sys.executable, "-m", "smartbrush.daemon"]  # what `smartbrushd` runs
+DAEMON_COMMAND = [sys.executable, "-m", "smartbrushd"]  # what `smartbrushd` runs
 # the `smartbrush` command (`python -m smartbrush.cli` would import the CLI twice)
 CLI_COMMAND = [
     sys.executable,

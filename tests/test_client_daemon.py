@@ -25,10 +25,10 @@ from daemon_helpers import (
     stop_process,
 )
 from PIL import Image
+from smartbrushd.server import Daemon, is_local_endpoint
 
 from smartbrush.cli import main as cli_main
-from smartbrush.daemon.server import Daemon, is_local_endpoint
-from smartbrush.jobs import accept_job, run_job
+from smartbrush.runtime.jobs import accept_job, run_job
 from smartbrush.wire import protocol
 from smartbrush.wire.client import (
     Client,
@@ -295,7 +295,7 @@ def test_smartbrushd_refuses_a_public_address_before_loading_a_model(tmp_path):
         [
             sys.executable,
             "-m",
-            "smartbrush.daemon",
+            "smartbrushd",
             "--endpoint",
             "tcp://*:5737",
             "--log-file",
@@ -506,13 +506,13 @@ def test_a_model_that_fails_to_load_stops_the_daemon_and_tells_waiting_clients()
 def test_the_daemon_is_smartbrush_daemon_and_nothing_imports_a_top_level_daemon(tmp_path):
     # from a folder without the checkout's daemon/ on the path: what an installed package sees
     code = (
-        "import sys, smartbrush.cli, smartbrush.daemon.server, smartbrush.commands.fill\n"
+        "import sys, smartbrush.cli, smartbrushd.server, smartbrush.commands.fill\n"
         "smartbrush.cli.build_parser()\n"
         "assert 'daemon' not in sys.modules, sys.modules['daemon']\n"
-        "print(smartbrush.daemon.server.__name__)\n"
+        "print(smartbrushd.server.__name__)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "smartbrush.daemon.server"
+    assert done.stdout.strip() == "smartbrushd.server"

@@ -134,7 +134,7 @@ def tiny_blip(folder):
         BlipProcessor,
     )
 
-    from smartbrush.text import minilm_path
+    from smartbrush.method.text import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
     tiny = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)

@@ -24,7 +24,7 @@ from tokenizers.pre_tokenizers import ByteLevel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from smartbrush.cli import main
-from smartbrush.pipeline import SmartBrushPipeline
+from smartbrush.method.pipeline import SmartBrushPipeline
 
 PROMPT = "a red ball"
 
@@ -424,8 +424,9 @@ def test_existing_output_is_kept_unless_overwrite(sd_folders, tmp_path, capsys):
 def test_converted_folder_trains_and_exports(sd_folders, tmp_path):
     """`model.init = OUT`: a few real training steps on the shapes world, then the exported pipeline
     still has the CLIP text encoder and fills."""
-    from smartbrush.loading import load_pipeline
-    from smartbrush.research.training import load_config, train
+    from smartbrush.research.training import train
+    from smartbrush.research.training_config import load_config
+    from smartbrush.runtime.loading import load_pipeline
 
     out = tmp_path / "smartbrush"
     assert convert_cli(sd_folders["t2i"], out) == 0

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from smartbrush.daemon import config
-from smartbrush.daemon.server import build_parser
+from smartbrushd import config
+from smartbrushd.server import build_parser
 
 
 def settings_for(argv: list[str]) -> config.Settings:

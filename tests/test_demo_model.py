@@ -11,6 +11,7 @@ import pytest
 
 from smartbrush.cli import main
 from smartbrush.commands.demo import ASSETS, photo_cases
+from smartbrush.runtime.loading import load_pipeline
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,9 +84,7 @@ def test_the_sampler_clips_only_what_no_photo_encodes_to():
     of these photos' latents and all but erased the objects (docs/results.md)."""
     import torch
 
-    from smartbrush.pipeline import SmartBrushPipeline
-
-    pipe = SmartBrushPipeline.from_pretrained("demo")
+    pipe = load_pipeline("demo")
     photos = [load(ASSETS / case["image"]) for case in photo_cases()["fills"]]
     pixels = torch.from_numpy(np.stack([p[:128, :128] for p in photos])).permute(0, 3, 1, 2)
     with torch.no_grad():

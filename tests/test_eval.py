@@ -9,8 +9,9 @@ import PIL.Image
 import pytest
 
 from smartbrush.cli import main
-from smartbrush.masks import box_mask
+from smartbrush.method.masks import box_mask
 from smartbrush.research import evaluation, world
+from smartbrush.runtime.loading import load_pipeline
 from smartbrush.testing import tiny_pipeline
 
 
@@ -113,10 +114,9 @@ def test_demo_command_writes_before_after_and_mask(tmp_path, capsys):
 
 
 def test_the_shipped_shapes_model_fills_offline(monkeypatch):
-    from smartbrush.pipeline import SmartBrushPipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pipe = SmartBrushPipeline.from_pretrained("shapes")
+    pipe = load_pipeline("shapes")
     pipe.set_progress_bar_config(disable=True)
     scene = world.make_scene("test", 7)  # a large star's hole
     result = pipe(scene.background, box_mask(scene.mask), "a yellow star", precision=1.0, seed=0)

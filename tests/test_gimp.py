@@ -65,7 +65,7 @@ def daemon(tmp_path_factory):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path_factory.mktemp("daemon") / "daemon.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "smartbrush.daemon.server", "--model", "tiny", "--endpoint", endpoint,
+        [sys.executable, "-m", "smartbrushd.server", "--model", "tiny", "--endpoint", endpoint,
          "--device", "cpu", "--log-file", "-"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

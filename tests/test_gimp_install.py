@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from smartbrush.cli import UserError, main
+from smartbrush.cli import main
 from smartbrush.commands import install_plugin
+from smartbrush.wire.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 WIRE_MODULES = sorted(p.name for p in (REPO / "smartbrush" / "wire").glob("*.py"))

@@ -83,7 +83,7 @@ def daemon():
     from smartbrush.wire.client import Client, DaemonUnavailable
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "smartbrush.daemon", "--model", "tiny", "--endpoint", endpoint]
+    command = [sys.executable, "-m", "smartbrushd", "--model", "tiny", "--endpoint", endpoint]
     process = subprocess.Popen(
         [*command, "--log-file", "-"],
         cwd=REPO,
@@ -352,7 +352,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
         ["sh", "-c", f'echo $$ >> "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
         + [
             "-m",
-            "smartbrush.daemon",
+            "smartbrushd",
             "--model",
             "tiny",
             "--endpoint",

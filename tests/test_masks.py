@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from smartbrush import images, masks
+from smartbrush.method import masks
+from smartbrush.runtime import images
 from smartbrush.wire import editing
 
 

@@ -10,8 +10,8 @@ import torch
 import torch.utils.checkpoint
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-from smartbrush.memory import apply_memory_savers, make_optimizer
-from smartbrush.model import smartbrush_unet_from, tiny_unet
+from smartbrush.method.model import smartbrush_unet_from, tiny_unet
+from smartbrush.research.memory import apply_memory_savers, make_optimizer
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smartbrush.model import (
+from smartbrush.method.model import (
     has_mask_head,
     precision_class_labels,
     smartbrush_unet_from,

@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from smartbrush.cli import main
-from smartbrush.loading import load_pipeline
-from smartbrush.pipeline import SmartBrushPipeline
+from smartbrush.method.pipeline import SmartBrushPipeline
+from smartbrush.runtime.loading import load_pipeline
 from smartbrush.testing import tiny_pipeline
 from smartbrush.wire.errors import UserError
 

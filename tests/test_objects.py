@@ -168,7 +168,7 @@ def test_removal_examples_target_the_object_free_background(small_world, monkeyp
 
 def test_latent_model_with_removal_trains_exports_and_erases(small_world, tmp_path, monkeypatch):
     """train-autoencoder, then a latent SmartBrush on it with removal, loaded as users load models."""
-    from smartbrush.loading import load_pipeline
+    from smartbrush.runtime.loading import load_pipeline
 
     monkeypatch.setenv("SMARTBRUSH_DATA_DIR", str(small_world.parent))
     monkeypatch.setattr(objects, "CACHE_VERSION", small_world.name)

@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from scipy import ndimage
 
-from smartbrush.pipeline import GenerationCancelled, SmartBrushPipeline
+from smartbrush.method.pipeline import GenerationCancelled, SmartBrushPipeline
 
 
 def noise_image(height: int, width: int, seed: int = 0) -> PIL.Image.Image:

@@ -9,9 +9,10 @@ import PIL.Image
 import pytest
 import torch
 
-from smartbrush import images, masks
-from smartbrush.jobs import accept_job, run_job
-from smartbrush.pipeline import SmartBrushPipeline
+from smartbrush.method import masks
+from smartbrush.method.pipeline import SmartBrushPipeline
+from smartbrush.runtime import images
+from smartbrush.runtime.jobs import accept_job, run_job
 from smartbrush.testing import tiny_pipeline
 from smartbrush.wire import protocol
 from smartbrush.wire.editing import context_padding
@@ -214,7 +215,7 @@ def test_paste_keeps_the_original_where_the_fill_left_the_picture_as_it_was(
 def test_only_coarse_masks_keep_unchanged_pixels(tiny_pixel_pipeline, monkeypatch):
     """At precision level 0 the mask is the object's shape and all of it is the fill's; a coarser mask
     (and only with background preservation) gets the round-trip comparison."""
-    from smartbrush import pipeline
+    from smartbrush.method import pipeline
 
     calls = []
     real = pipeline._changed_by_fill

@@ -8,11 +8,11 @@ import torch
 from safetensors import safe_open
 
 from smartbrush.cli import main
-from smartbrush.loading import load_pipeline
-from smartbrush.masks import NUM_LEVELS, box_mask
+from smartbrush.method.masks import NUM_LEVELS, box_mask
 from smartbrush.research import training, world
 from smartbrush.research.datasets import WorldDataset
 from smartbrush.research.training_config import DEFAULTS
+from smartbrush.runtime.loading import load_pipeline
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from smartbrush.masks import bounding_box
+from smartbrush.method.masks import bounding_box
 from smartbrush.research import world
 
 

@@ -1,1 +1,1 @@
-"""The `smartbrush` subcommands that are not part of training or research (see smartbrush.cli)."""
+"""The `smartbrush` subcommands, one thin module each; smartbrush.cli.COMMANDS is their table."""

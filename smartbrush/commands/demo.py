@@ -48,7 +48,7 @@ GRID_CASES = [
 
 def fill_pair(pipe, scene: world.Scene, prompt: str, seed: int, steps: int):
     """Fills of the scene's hole with its exact mask and with its bounding box."""
-    from smartbrush.masks import box_mask
+    from smartbrush.method.masks import box_mask
 
     exact = pipe(
         scene.background, scene.mask, prompt, precision=0.0, seed=seed, num_inference_steps=steps
@@ -67,7 +67,7 @@ def save_scaled(array: np.ndarray, path: Path, scale: int) -> None:
 
 def make_grid(pipe, cases=GRID_CASES, steps: int = 20, scale: int = 4) -> PIL.Image.Image:
     """One row per (scene, prompt): before, exact mask, fill, predicted mask, box mask, fill, predicted."""
-    from smartbrush.masks import box_mask
+    from smartbrush.method.masks import box_mask
 
     rows = []
     for index, prompt in cases:
@@ -103,7 +103,7 @@ def _load(name: str, mode: str) -> np.ndarray:
 
 def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid: bool) -> list[str]:
     """Fills on held-out photos (exact mask and box) and a removal; returns the files written."""
-    from smartbrush.masks import box_mask
+    from smartbrush.method.masks import box_mask
 
     cases = photo_cases()
     rows = []
@@ -136,10 +136,10 @@ def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid:
     return [f'"{first_prompt}" on {cases["fills"][0]["source"]}', *files]
 
 
-def demo_command(args: argparse.Namespace) -> int:
-    from smartbrush.loading import load_pipeline
-    from smartbrush.masks import box_mask
+def run(args: argparse.Namespace) -> int:
+    from smartbrush.method.masks import box_mask
     from smartbrush.research.evaluation import world_of
+    from smartbrush.runtime.loading import load_pipeline
 
     if args.scale < 1:
         raise ValueError("--scale must be at least 1")
@@ -176,11 +176,7 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="run a real fill with the demo model and write before/after PNGs",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="smartbrush-demo", help="folder for the PNGs")
     parser.add_argument(
         "--model", default="demo", help='"demo" or a SmartBrush folder trained on the world'
@@ -195,4 +191,3 @@ def register(subparsers) -> None:
         "--scale", type=int, default=8, help="shapes models: enlarge the PNGs this many times"
     )
     parser.add_argument("--no-grid", action="store_true", help="skip the grid of several fills")
-    parser.set_defaults(func=demo_command)

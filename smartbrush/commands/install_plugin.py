@@ -15,14 +15,26 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from smartbrush.wire.errors import UserError
 
+KRITA_PLUGIN = "smartbrush_krita"
 PACKAGE = Path(__file__).resolve().parents[1]  # smartbrush/
 REPO = PACKAGE.parent
-# An installed wheel carries the plugins as smartbrush/plugins; a source checkout has them at the top.
-PLUGINS = next((p for p in (PACKAGE / "plugins", REPO / "plugins") if p.is_dir()), REPO / "plugins")
+# A source checkout has the plugins at its top; an installed wheel carries them as data files.
+PLUGINS = next(
+    (
+        folder
+        for folder in (
+            REPO / "plugins",
+            Path(sysconfig.get_path("data")) / "share/smartbrush/plugins",
+        )
+        if (folder / "krita" / KRITA_PLUGIN).is_dir()
+    ),
+    REPO / "plugins",
+)
 # What an editor plugin needs, vendored whole; pure Python apart from pyzmq and msgpack.
 WIRE = PACKAGE / "wire"
 VENDOR_INIT = '''"""The wire part of SmartBrush (smartbrush.wire), vendored for an editor plugin.
@@ -35,16 +47,8 @@ __version__ = "{version}"
 DEPENDENCIES = ("pyzmq", "msgpack")  # pip names; imported as zmq and msgpack
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "vendor")
 
-KRITA_PLUGIN = "smartbrush_krita"
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "install-plugin",
-        help="install the Krita or GIMP plugin for this user",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("editor", choices=("krita", "gimp"))
     parser.add_argument(
         "--dest",
@@ -56,7 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the Python the editor embeds, to check and vendor pyzmq/msgpack for "
         "(default for Krita on Linux: /usr/bin/python3)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,15 +9,12 @@ latents. Checkpoints and resume work as in `smartbrush train`; the model goes to
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import time
 from pathlib import Path
 
 import numpy as np
-
-from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, load_config
 
 
 def build_autoencoder(model: dict):
@@ -154,25 +151,3 @@ def export_autoencoder(vae, ema, world, resolution: int, folder: Path, scenes: i
     exported.register_to_config(scaling_factor=float(1 / latents.std()))
     exported.save_pretrained(folder, safe_serialization=True)
     print(f"saved {folder} (scaling factor {exported.config.scaling_factor:.4f})")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides, defaults=AUTOENCODER_DEFAULTS)
-    state = train_autoencoder(config)
-    print(
-        f"trained to step {state['step']} in {state['elapsed'] / 60:.1f} min: {config['run']['output_dir']}"
-    )
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train-autoencoder", help="train the small AutoencoderKL of a latent model (objects world)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    parser.add_argument(
-        "config", help="a TOML autoencoder config (see configs/demo-autoencoder.toml)"
-    )
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")  # fmt: skip
-    parser.set_defaults(func=run_command)

@@ -9,8 +9,6 @@ by transformers (e.g. Salesforce/blip-image-captioning-base); nothing is downloa
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from pathlib import Path
 
@@ -62,29 +60,3 @@ def caption_instances(
         for offset, text in enumerate(processor.batch_decode(generated, skip_special_tokens=True)):
             captions[data.annotation_ids[start + offset]] = text.strip()
     return captions
-
-
-def caption_command(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
-    captions = caption_instances(args.annotations, args.model, args.images, limit=args.limit)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({str(k): v for k, v in captions.items()}, indent=1))
-    print(f"wrote {len(captions)} captions to {output}")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "caption", help="caption the instances of a COCO-format set with a local BLIP model",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    parser.add_argument("annotations", help="COCO instances JSON")
-    parser.add_argument(
-        "--model", required=True, help="local BLIP captioning folder (transformers)"
-    )
-    parser.add_argument("--images", help="image folder (default: next to the JSON)")
-    parser.add_argument("-o", "--output", required=True, help="captions JSON to write")
-    parser.add_argument("--limit", type=int, help="caption only the first N instances")
-    parser.set_defaults(func=caption_command)

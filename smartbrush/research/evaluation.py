@@ -22,16 +22,12 @@ background, for the same reason.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from smartbrush.masks import bounding_box
+from smartbrush.method.masks import bounding_box
 from smartbrush.research import world
 
 CROP = 20  # classifier input: the object's square box crop, resized to CROP x CROP
@@ -91,7 +87,6 @@ def square_crop(image: np.ndarray, cx: float, cy: float, side: float, size: int)
 
 def _real_objects(split: str, start: int, count: int):
     """(crop source image, box (x, y, w, h), colour index, shape index) per object of `count` scenes."""
-    from smartbrush.masks import bounding_box
 
     for index in range(start, start + count):
         scene = world.make_scene(split, index)
@@ -215,7 +210,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4.0, start: int = 0,
              keep_examples: int = 0, mask_threshold: float = 0.5) -> dict:  # fmt: skip
     """The metrics above over test scenes start .. start + n - 1 (seed = scene index)."""
-    from smartbrush.masks import bounding_box, box_mask
+    from smartbrush.method.masks import box_mask
 
     results = {"exact": [], "box": []}
     real_images, boxes, truths, examples = [], [], [], []
@@ -305,7 +300,7 @@ def _psnr(sq_error: float, count: int) -> float:
 
 
 def default_classifier_path(world: str = "shapes") -> Path:
-    # the embedded models' folders (smartbrush.pipeline.EMBEDDED_MODELS), without importing diffusers
+    # the embedded models' folders (smartbrush.method.pipeline.EMBEDDED_MODELS), without importing diffusers
     models = Path(__file__).resolve().parents[1] / "models"
     if world == "objects":
         return models / "demo" / "objects-classifier.safetensors"
@@ -342,139 +337,3 @@ def world_of(pipe, asked: str) -> str:
     if asked != "auto":
         return asked
     return "shapes" if pipe.vae is None and pipe.resolution == 32 else "objects"
-
-
-def eval_command(args: argparse.Namespace) -> int:
-    import torch
-
-    from smartbrush.loading import load_pipeline
-
-    if args.n < 1:
-        raise ValueError("--n must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model)
-    pipe.set_progress_bar_config(disable=True)
-    if world_of(pipe, args.world) == "objects":
-        return _eval_objects(pipe, args)
-    classifier = load_classifier(args.classifier or default_classifier_path())
-    started = time.monotonic()
-    if not 0 <= args.start <= world.SPLIT_SIZES["test"] - args.n:
-        raise ValueError(
-            f"--start and --n must stay within the {world.SPLIT_SIZES['test']} test scenes"
-        )
-    guidance = pipe.config["default_guidance_scale"] if args.guidance is None else args.guidance
-    report = evaluate(
-        pipe, classifier, n=args.n, steps=args.steps, guidance=guidance, start=args.start,
-        mask_threshold=args.mask_threshold,
-    )  # fmt: skip
-    report["start"] = args.start
-    report["model"] = args.model
-    report["seconds"] = round(time.monotonic() - started, 1)
-    print(json.dumps(report, indent=2) if args.json else format_report(report, args.model))
-    return 0
-
-
-def _eval_objects(pipe, args: argparse.Namespace) -> int:
-    from smartbrush.loading import load_pipeline
-    from smartbrush.research import objects_eval
-    from smartbrush.research.objects import ObjectsWorld
-
-    classifier = objects_eval.load_classifier(args.classifier or default_classifier_path("objects"))
-    baseline = None
-    if args.removal_baseline:
-        baseline = load_pipeline(args.removal_baseline)
-        baseline.set_progress_bar_config(disable=True)
-    guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
-    report = objects_eval.evaluate(pipe, ObjectsWorld(), classifier, n=args.n, steps=args.steps,
-                                   guidance=guidance, removal_baseline=baseline,
-                                   mask_threshold=args.mask_threshold)  # fmt: skip
-    report["model"] = args.model
-    print(
-        json.dumps(report, indent=2)
-        if args.json
-        else objects_eval.format_report(report, args.model)
-    )
-    return 0
-
-
-def train_classifier_command(args: argparse.Namespace) -> int:
-    import torch
-
-    torch.set_num_threads(args.threads or torch.get_num_threads())
-    if args.world == "objects":
-        from smartbrush.research import objects_eval
-        from smartbrush.research.objects import ObjectsWorld
-
-        # not `world`: that name is the shapes-world module the shapes branch below uses
-        objects_world = ObjectsWorld()
-        net = objects_eval.train_classifier(objects_world)
-        output = args.output or default_classifier_path("objects")
-        objects_eval.save_classifier(net, output)
-        found = list(objects_eval.test_scenes(objects_world, 500))
-        named = objects_eval.classify(
-            net, [s.image for _, s in found], [bounding_box(s.mask) for _, s in found]
-        )
-        accuracy = _mean([n == s.label for n, (_, s) in zip(named, found, strict=True)])
-        print(f"saved {output}: accuracy on the real objects of 500 test scenes {accuracy:.3f}")
-        return 0
-    args.output = args.output or str(default_classifier_path())
-    net = train_classifier(scenes=args.scenes, steps=args.steps)
-    save_classifier(net, args.output)
-    # its accuracy on real objects of held-out validation scenes
-    objects = list(_real_objects("val", 0, 500))
-    colours, shapes = classify(net, [o[0] for o in objects], [o[1] for o in objects])
-    colour_acc = _mean(
-        [world.COLOUR_NAMES[o[2]] == c for o, c in zip(objects, colours, strict=True)]
-    )
-    shape_acc = _mean([world.SHAPES[o[3]] == s for o, s in zip(objects, shapes, strict=True)])
-    print(
-        f"saved {args.output}: validation accuracy colour {colour_acc:.3f}, shape {shape_acc:.3f}"
-    )
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "eval", help="evaluate a model on the shapes world's test split", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    parser.add_argument("--model", default="demo", help='"demo" or a SmartBrush diffusers folder')
-    parser.add_argument("--n", type=int, default=64, help="test scenes (each is filled twice)")
-    parser.add_argument("--start", type=int, default=0, help="first test scene")
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps per fill")
-    parser.add_argument(
-        "--guidance", type=float, help="classifier-free guidance scale (default: the model's own)"
-    )
-    parser.add_argument(
-        "--world", choices=("auto", "shapes", "objects"), default="auto",
-        help="test world (auto: shapes for 32-px pixel models, else objects)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--removal-baseline", metavar="MODEL",
-        help="objects world: also erase with this model (e.g. shapes), as a removal baseline",
-    )  # fmt: skip
-    parser.add_argument(
-        "--mask-threshold", type=float, default=0.5,
-        help="the mask head's probability above which a cell is the object (the pipeline's default)",
-    )  # fmt: skip
-    parser.add_argument("--classifier", help="the world's classifier (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(func=eval_command)
-
-    parser = subparsers.add_parser(
-        "train-classifier", help="train the shape/colour classifier `smartbrush eval` uses"
-    )
-    parser.add_argument("--world", choices=("shapes", "objects"), default="shapes")
-    parser.add_argument("-o", "--output", help="default: next to the embedded model of the world")
-    parser.add_argument("--scenes", type=int, default=2000)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.set_defaults(func=train_classifier_command)
-
-
-if __name__ == "__main__":
-    from smartbrush.cli import main
-
-    sys.exit(main(["eval", *sys.argv[1:]]))

@@ -17,14 +17,12 @@ reads them into a cache of small arrays, so training never decodes a 4096-px wal
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import os
 import shutil
 import subprocess
-import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -499,36 +497,3 @@ def held_out_prompt(label: str, rng: np.random.Generator) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------------------
-
-
-def data_command(args: argparse.Namespace) -> int:
-    if args.action == "install":
-        command = install_packages()
-        print(f"installed: {' '.join(command)}")
-    cache = prepare(args.cache_dir and Path(args.cache_dir))
-    index = json.loads((cache / "index.json").read_text())
-    counts = {split: len(names) for split, names in index["backgrounds"].items()}
-    print(
-        f"objects world ready in {cache}: {len(CLASSES)} object classes, "
-        f"{counts['train']} training and {counts['test']} test backgrounds"
-    )
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "data", help="install and prepare the objects world (Debian's emoji font and wallpapers)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    parser.add_argument(
-        "action", choices=("install", "prepare"),
-        help="install: apt-get install the packages, then prepare; prepare: read them into the cache",
-    )  # fmt: skip
-    parser.add_argument("--cache-dir", help="where the prepared data goes (default: user cache)")
-    parser.set_defaults(func=data_command)
-
-
-if __name__ == "__main__":
-    from smartbrush.cli import main
-
-    sys.exit(main(["data", *sys.argv[1:]]))

@@ -33,7 +33,7 @@ from typing import cast
 import numpy as np
 from scipy import ndimage
 
-from smartbrush import masks
+from smartbrush.method import masks
 from smartbrush.research import objects
 from smartbrush.research.evaluation import (  # the shapes evaluation's measures, shared
     _mean,
@@ -90,7 +90,7 @@ def train_classifier(world, scenes: int = 4000, steps: int = 800, batch: int = 6
     import torch
     import torch.nn.functional as F
 
-    from smartbrush.masks import bounding_box
+    from smartbrush.method.masks import bounding_box
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -193,7 +193,7 @@ class Pool:
 
 
 def removal_lasso(mask: np.ndarray, margin: float = 0.08) -> np.ndarray:
-    from smartbrush.masks import bounding_box
+    from smartbrush.method.masks import bounding_box
 
     bounds = bounding_box(mask)
     assert bounds is not None, "removal_lasso needs a non-empty mask"
@@ -236,7 +236,7 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
              removal_baseline=None, keep_examples: int = 0, split: str = "test",
              mask_threshold: float = 0.5) -> dict:  # fmt: skip
     """The metrics of this module's docstring over n test scenes (seed = scene index)."""
-    from smartbrush.masks import bounding_box, box_mask
+    from smartbrush.method.masks import bounding_box, box_mask
 
     def fill(image, mask, prompt, precision, seed, model=pipe):
         out = model(image, mask, prompt, precision=precision, seed=seed, num_inference_steps=steps,

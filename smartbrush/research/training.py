@@ -11,27 +11,23 @@ and a prompt (the class label or a caption, sometimes empty for classifier-free 
 off for ablations (precision_conditioning, mask_head, multitask, captions) or train the "Stable Inpainting"
 style baseline (random_masks: masks that ignore the object's shape, no s, no mask head).
 
-Runs on CPU, one GPU or several (`accelerate launch -m smartbrush.research.training CONFIG`). Checkpoints are
+Runs on CPU, one GPU or several (`accelerate launch -m smartbrush.commands.train CONFIG`). Checkpoints are
 safetensors (model, EMA, optimizer, step, RNG) written every few minutes and on SIGTERM/Ctrl-C; a run
 resumes from the newest checkpoint in its output folder. Losses go to output_dir/log.jsonl.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import cast
 
 import numpy as np
-
-from smartbrush.research.training_config import load_config
 
 REMOVAL_PROMPT = (
     "<remove>"  # the reserved task prompt of removal (PowerPaint-style); users type nothing
@@ -57,7 +53,7 @@ class RecipeDataset:
         return int(self._order[1][index % n])
 
     def __getitem__(self, index: int) -> dict:
-        from smartbrush import masks
+        from smartbrush.method import masks
 
         rng = np.random.default_rng([self.seed, 1, index])
         example = self.raw[self.raw_index(index)]
@@ -112,7 +108,7 @@ def removal_mask(
     The level is random: an erase follows the selection whatever precision the selection implies."""
     from scipy import ndimage
 
-    from smartbrush.masks import bounding_box, box_mask
+    from smartbrush.method.masks import bounding_box, box_mask
 
     box = bounding_box(exact)
     assert box is not None, "removal_mask needs a non-empty instance mask"  # an example's object
@@ -127,7 +123,7 @@ def random_mask(exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A mask that covers the object but ignores its shape: a jittered box or free-form brush strokes."""
     from scipy import ndimage
 
-    from smartbrush.masks import bounding_box
+    from smartbrush.method.masks import bounding_box
 
     height, width = exact.shape
     box = bounding_box(exact)
@@ -181,8 +177,8 @@ def build_pipeline(config: dict):
     """The pipeline to train: a new pixel-space model, or one converted from / continuing a checkpoint."""
     from diffusers import DDIMScheduler, DDPMScheduler
 
-    from smartbrush.model import smartbrush_unet_from, tiny_unet
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.model import smartbrush_unet_from, tiny_unet
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
     model, recipe = config["model"], config["recipe"]
     mask_head = recipe["mask_head"] and not recipe["random_masks"]
@@ -193,7 +189,7 @@ def build_pipeline(config: dict):
             raise ValueError(
                 "new models use model.text_encoder = 'minilm' (set model.init to fine-tune others)"
             )
-        from smartbrush.text import load_minilm
+        from smartbrush.method.text import load_minilm
 
         tokenizer, text_encoder = load_minilm()
         vae = _autoencoder(model["vae"]) if model["vae"] else None
@@ -241,8 +237,8 @@ def _pipeline_from(init: str, mask_head: bool, precision: bool):
     """A SmartBrush pipeline from a SmartBrush folder ("demo" too) or a Stable Diffusion (inpainting) one."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
-    from smartbrush.model import smartbrush_unet_from
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.model import smartbrush_unet_from
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
     if init != "demo":
         index_file = Path(init) / "model_index.json"
@@ -250,7 +246,7 @@ def _pipeline_from(init: str, mask_head: bool, precision: bool):
             raise FileNotFoundError(f"model.init: no diffusers model_index.json in {init}")
         class_name = json.loads(index_file.read_text()).get("_class_name", "")
     if init == "demo" or class_name == "SmartBrushPipeline":
-        from smartbrush.loading import load_pipeline
+        from smartbrush.runtime.loading import load_pipeline
 
         pipe = load_pipeline(init)
     else:  # a Stable Diffusion (inpainting) pipeline: convert its UNet
@@ -335,7 +331,7 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def export_pipeline(pipe, unet, ema, folder: Path, with_text_encoder: bool) -> None:
     """Save a diffusers SmartBrush folder with the EMA weights (the text encoder only if asked)."""
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
     ema_unet = copy.deepcopy(unet)
     ema.copy_to(ema_unet.parameters())
@@ -396,11 +392,11 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
     from diffusers.training_utils import EMAModel
     from torch.utils.data import DataLoader
 
-    from smartbrush.masks import soft_dice_loss
-    from smartbrush.memory import apply_memory_savers, make_optimizer
-    from smartbrush.model import has_mask_head, precision_class_labels
-    from smartbrush.pipeline import masked_blend
+    from smartbrush.method.masks import soft_dice_loss
+    from smartbrush.method.model import has_mask_head, precision_class_labels
+    from smartbrush.method.pipeline import masked_blend
     from smartbrush.research.datasets import build_dataset
+    from smartbrush.research.memory import apply_memory_savers, make_optimizer
 
     run, recipe, train_cfg = config["run"], config["recipe"], config["train"]
     if config["export"]["dtype"] not in ("float32", "float16"):
@@ -613,60 +609,3 @@ def train(config: dict, resume: str | Path | None = None) -> dict:
 
 
 # -- command line --------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a TOML or YAML training config (see configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config value, e.g. --set train.max_steps=200 (repeatable)",
-    )
-    parser.add_argument(
-        "--resume",
-        metavar="CHECKPOINT",
-        help="continue from this checkpoint folder (default: the newest in the output folder, if any)",
-    )
-
-
-def run_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
-    if args.resume and not (Path(args.resume) / "checkpoint.safetensors").is_file():
-        raise FileNotFoundError(f"no checkpoint.safetensors in {args.resume}")
-    state = train(config, args.resume)
-    print(
-        f"trained to step {state['step']} in {state['elapsed'] / 60:.1f} min: {config['run']['output_dir']}"
-    )
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train",
-        help="train a SmartBrush model (shapes world or COCO-format data)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run_command)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`accelerate launch -m smartbrush.research.training CONFIG [...]`."""
-    from smartbrush.cli import UserError
-
-    parser = argparse.ArgumentParser(prog="smartbrush.research.training", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_command(args)
-    except (UserError, ValueError, FileNotFoundError) as error:
-        print(f"smartbrush train: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -57,7 +57,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.999,
         "grad_clip": 1.0,
         "mixed_precision": "no",  # accelerate: "no" | "fp16" | "bf16"
-        "gradient_checkpointing": False,  # memory savers for SD-size UNets (smartbrush.memory)
+        "gradient_checkpointing": False,  # memory savers for SD-size UNets (smartbrush.research.memory)
         "attention": "sdpa",  # "sdpa" | "xformers" | "default"
         "use_8bit_adam": False,  # bitsandbytes AdamW8bit; falls back to AdamW with a warning
         "num_threads": 0,  # torch CPU threads; 0 = torch's default

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from smartbrush import images
+from smartbrush.runtime import images
 from smartbrush.wire import protocol
 
 StepCallback = Callable[[int, int, Image.Image | None], None]  # (step, total, preview or None)
@@ -70,9 +70,9 @@ def accept_job(request: dict[str, Any]) -> FillJob:
 def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) -> dict[str, Any]:
     """Run the pipeline for one job; returns the result fields (images, alphas, masks, seeds, ...).
 
-    Raises smartbrush.pipeline.GenerationCancelled when job.cancel is set (checked after every step).
+    Raises smartbrush.method.pipeline.GenerationCancelled when job.cancel is set (checked after every step).
     """
-    from smartbrush.pipeline import GenerationCancelled
+    from smartbrush.method.pipeline import GenerationCancelled
 
     request = job.request
     total = request["steps"]

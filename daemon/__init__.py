@@ -1,1 +1,0 @@
-"""smartbrushd: the SmartBrush ZeroMQ daemon (see docs/protocol.md). Entry point: smartbrush.daemon.server:main."""
