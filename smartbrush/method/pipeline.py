@@ -4,10 +4,12 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
 
     check_inputs          every argument check, before any work
     resolve_precision     "auto" -> a number, here only (the daemon and `fill` pass "auto" through)
-    crop_region, prepare_crop
+    prepare_region        the region at the UNet's resolution, in three stages:
+      crop_region, prepare_crop
                           a context region around the mask, resized to the model's resolution
-    prepare_mask_latents  the coarse mask m_s at precision level s, at the UNet's resolution
-    prepare_masked_image_latents
+      prepare_mask_latents
+                          the coarse mask m_s at precision level s, at the UNet's resolution
+      prepare_masked_image_latents
                           the encoded x_0 * (1 - m_s)
     prepare_start         with strength < 1, what the region starts from instead of pure noise: the
                           original for a fill, the hole filled from its surroundings for a removal
@@ -475,6 +477,36 @@ class SmartBrushPipeline(DiffusionPipeline):
 
     # -- the method -----------------------------------------------------------------------------
 
+    def prepare_region(
+        self,
+        original: PIL.Image.Image,
+        given_mask: np.ndarray,
+        padding_mask_crop: int | str | None,
+        level: int,
+        batch: int,
+        blended_sampling: bool,
+        device: torch.device,
+    ) -> tuple:
+        """The context crop at the UNet's resolution: (crop, pixels, pixel mask, x_0, the masked image's
+        latents, m_s), the last three as `batch` copies."""
+        binary = given_mask >= 128
+        crop = self.crop_region(binary, padding_mask_crop)
+        pixels, pixel_mask = self.prepare_crop(original, binary, crop, level, device)
+        x0 = self.encode_image(pixels)
+        masked_image = self.prepare_masked_image_latents(pixels, pixel_mask)
+        m_s = self.prepare_mask_latents(pixel_mask, x0.shape[-2:])
+        if blended_sampling:  # the baseline's UNet is told nothing about the image: text-to-image
+            masked_image = self.encode_image(torch.zeros_like(pixels))
+        x0, masked_image, m_s = (t.expand(batch, -1, -1, -1) for t in (x0, masked_image, m_s))
+        return crop, pixels, pixel_mask, x0, masked_image, m_s
+
+    def step_callback(
+        self, callback: Callable, i: int, t: torch.Tensor, names: list[str], latents, object_mask
+    ) -> torch.Tensor:
+        """diffusers' callback_on_step_end: it sees the tensors named in `names` and may replace the latents."""
+        state = {k: {"latents": latents, "object_mask": object_mask}[k] for k in names}
+        return (callback(self, i, t, state) or {}).get("latents", latents)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -522,16 +554,9 @@ class SmartBrushPipeline(DiffusionPipeline):
         guidance_scale = self.resolve_guidance(guidance_scale)
         guided, device = guidance_scale > 1.0, self._execution_device
 
-        # context crop, m_s and the masked image at the UNet's resolution
-        binary = given_mask >= 128
-        crop = self.crop_region(binary, padding_mask_crop)
-        pixels, pixel_mask = self.prepare_crop(original, binary, crop, level, device)
-        x0 = self.encode_image(pixels)
-        masked_image = self.prepare_masked_image_latents(pixels, pixel_mask)
-        m_s = self.prepare_mask_latents(pixel_mask, x0.shape[-2:])
-        if blended_sampling:  # the baseline's UNet is told nothing about the image: text-to-image
-            masked_image = self.encode_image(torch.zeros_like(pixels))
-        x0, masked_image, m_s = (t.expand(batch, -1, -1, -1) for t in (x0, masked_image, m_s))
+        crop, pixels, pixel_mask, x0, masked_image, m_s = self.prepare_region(
+            original, given_mask, padding_mask_crop, level, batch, blended_sampling, device
+        )
         input_mask = torch.ones_like(m_s) if blended_sampling else m_s
 
         text = self.prepare_prompt_embeds(prompt, negative_prompt, batch, guided)
@@ -560,8 +585,9 @@ class SmartBrushPipeline(DiffusionPipeline):
                 i >= refine_from, mask_dilation,
             )  # fmt: skip
             if callback_on_step_end is not None:
-                state = {k: {"latents": latents, "object_mask": object_mask}[k] for k in names}
-                latents = (callback_on_step_end(self, i, t, state) or {}).get("latents", latents)
+                latents = self.step_callback(
+                    callback_on_step_end, i, t, names, latents, object_mask
+                )
 
         # the round trip of x_0 keeps unchanged pixels; not at level 0, where the mask is the shape
         images, object_masks, alphas = self.paste(original, given_mask, latents, m_hat, object_mask, crop,
