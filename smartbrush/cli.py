@@ -1,7 +1,8 @@
 """`smartbrush` command line: the table of subcommands.
 
-Each command is a module in smartbrush.commands: its docstring is the command's description, and it
-defines `add_arguments(parser)` and `run(args) -> int`. Heavy imports (torch, diffusers) happen inside
+Each command is a module in smartbrush.commands that defines `add_arguments(parser)` and
+`run(args) -> int`; its description is its DESCRIPTION (where the long help lives with the code it
+describes) or else its docstring. Heavy imports (torch, diffusers) happen inside
 `run`, so `smartbrush --help` stays fast.
 """
 
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(
             name,
             help=help_text,
-            description=command.__doc__,
+            description=getattr(command, "DESCRIPTION", command.__doc__),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.add_arguments(sub)

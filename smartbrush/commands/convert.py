@@ -1,24 +1,13 @@
-"""`smartbrush convert SRC OUT`: a Stable Diffusion 1.x checkpoint -> a SmartBrush pipeline folder.
-
-SRC is one of
-    - a diffusers folder (StableDiffusionPipeline or StableDiffusionInpaintPipeline layout),
-    - a hub id (loaded from the local Hugging Face cache, or downloaded when online),
-    - a single .safetensors / .ckpt file in the original (LDM) layout, read with diffusers'
-      `from_single_file`. That needs the diffusers configs of the architecture: `--config FOLDER` (any
-      diffusers folder of the same architecture; configs and tokenizer are enough, no weights), else the
-      matching hub repo's configs from the local cache or the hub.
-
-The UNet goes through `smartbrush_unet_from` (new weights zero-initialised, so the result predicts exactly
-the noise its parent predicts); VAE, CLIP text encoder and tokenizer are kept; the scheduler becomes DDIM
-with the source's noise schedule. OUT loads with `SmartBrushPipeline.from_pretrained(OUT)` (daemon) and
-trains with `model.init = OUT`.
-"""
+"""`smartbrush convert`: a Stable Diffusion 1.x model -> a SmartBrush pipeline folder."""
 
 from __future__ import annotations
 
 import argparse
 
+from smartbrush.runtime import conversion
 from smartbrush.runtime.conversion import convert
+
+DESCRIPTION = conversion.__doc__  # the long help lives with the code it describes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,9 +6,10 @@ import argparse
 
 from smartbrushd import server
 
+DESCRIPTION = server.__doc__
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = server.__doc__
     server.build_parser(parser)
 
 

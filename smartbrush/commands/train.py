@@ -1,20 +1,4 @@
-"""`smartbrush train CONFIG`: the SmartBrush training recipe (Xie et al., CVPR 2023).
-
-Per example: an image x_0, its exact instance mask m, a coarse mask m_s at a random precision level s,
-and a prompt (the class label or a caption, sometimes empty for classifier-free guidance).
-
-    x_t   = (sqrt(a_t) x_0 + sqrt(1 - a_t) eps) * m_s + x_0 * (1 - m_s)      noise only inside the mask
-    out   = unet(cat[x_t, m_s, x_0 * (1 - m_s)], t, text, class_labels = s)
-    loss  = ||eps - out[:C]||^2 over m_s  +  0.01 * DICE(sigmoid(out[C]), m)
-
-20 % of the examples are text-to-image (m_s = the whole image). The config's [recipe] switches turn parts
-off for ablations (precision_conditioning, mask_head, multitask, captions) or train the "Stable Inpainting"
-style baseline (random_masks: masks that ignore the object's shape, no s, no mask head).
-
-Runs on CPU, one GPU or several (`accelerate launch -m smartbrush.commands.train CONFIG`). Checkpoints are
-safetensors (model, EMA, optimizer, step, RNG) written every few minutes and on SIGTERM/Ctrl-C; a run
-resumes from the newest checkpoint in its output folder. Losses go to output_dir/log.jsonl.
-"""
+"""`smartbrush train CONFIG` (also `accelerate launch -m smartbrush.commands.train CONFIG`)."""
 
 from __future__ import annotations
 
@@ -22,9 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from smartbrush.research import training
 from smartbrush.research.training import train
-from smartbrush.research.training_config import load_config
+from smartbrush.research.training_config import DEFAULTS
+from smartbrush.runtime.config import load_config
 from smartbrush.wire.errors import UserError
+
+DESCRIPTION = training.__doc__  # the long help lives with the code it describes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides, defaults=DEFAULTS)
     if args.resume and not (Path(args.resume) / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(f"no checkpoint.safetensors in {args.resume}")
     state = train(config, args.resume)
