@@ -11,23 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smartbrush.commands.filling import (
-    DaemonGone,
-    add_fill_options,
-    build_request,
-    check_writable_image_path,
-    open_backend,
-    run_one,
-    save_atomically,
-    wire_to_pil,
-)
+from smartbrush.commands import filling
 from smartbrush.wire.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", type=Path, help="JOBS.jsonl")
     parser.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for results")
-    add_fill_options(parser)
+    filling.add_fill_options(parser)
 
 
 BATCH_KEYS = {
@@ -60,7 +51,7 @@ def parse_batch_line(
     output = entry.get("output") or f"{Path(entry['image']).stem}_{number}.png"
     if not isinstance(output, str) or Path(output).name != output:
         raise ValueError('"output" must be a plain file name')
-    check_writable_image_path(Path(output))
+    filling.check_writable_image_path(Path(output))
     options = {
         key: entry.get(key, defaults.get(key))
         for key in ("negative_prompt", "precision", "seed", "steps", "guidance")
@@ -111,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 if output.exists():
                     skipped += 1
                     continue
-                request = build_request(
+                request = filling.build_request(
                     job["image"],
                     job["prompt"],
                     mask_path=job["mask"],
@@ -123,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
                 failed.append(number)
                 continue
             if backend is None:  # connect (or load the model) only when there is work to do
-                backend = open_backend(args)
+                backend = filling.open_backend(args)
                 tqdm.write(f"batch: running on {backend.name}")
             try:
-                result = run_one(backend, request, show_steps=False)
-            except DaemonGone as error:
+                result = filling.run_one(backend, request, show_steps=False)
+            except filling.DaemonGone as error:
                 raise UserError(
                     f"{error}; stopped after {done} done, {skipped} already there. Run the same "
                     "command again to resume."
@@ -136,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(f"line {number}: {error}", file=sys.stderr)
                 failed.append(number)
                 continue
-            save_atomically(wire_to_pil(result["images"][0]), output)
+            filling.save_atomically(filling.wire_to_pil(result["images"][0]), output)
             done += 1
     finally:
         if backend is not None:

@@ -6,18 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from smartbrush.commands.filling import (
-    add_fill_options,
-    add_option_argument,
-    build_request,
-    check_writable_image_path,
-    numbered,
-    open_backend,
-    parse_box,
-    run_one,
-    save_atomically,
-    wire_to_pil,
-)
+from smartbrush.commands import filling
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image path")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--mask", type=Path, help="mask image (8-bit gray, white = fill, soft ok)")
-    where.add_argument("--box", type=parse_box, help="rectangle to fill: X,Y,W,H in pixels")
+    where.add_argument("--box", type=filling.parse_box, help="rectangle to fill: X,Y,W,H in pixels")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", help="what to put there")
     what.add_argument(
@@ -36,15 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="erase the object under the mask and continue the background (same as --prompt '')",
     )
     parser.add_argument("--save-mask", type=Path, help="also write the predicted object mask here")
-    add_fill_options(parser)
-    add_option_argument(parser, "variations")
+    filling.add_fill_options(parser)
+    filling.add_option_argument(parser, "variations")
 
 
 def run(args: argparse.Namespace) -> int:
-    check_writable_image_path(args.output)
+    filling.check_writable_image_path(args.output)
     if args.save_mask is not None:
-        check_writable_image_path(args.save_mask)
-    request = build_request(
+        filling.check_writable_image_path(args.save_mask)
+    request = filling.build_request(
         args.image,
         args.prompt,
         mask_path=args.mask,
@@ -56,21 +45,21 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         variations=args.variations,
     )
-    backend = open_backend(args)
+    backend = filling.open_backend(args)
     try:
-        result = run_one(backend, request)
+        result = filling.run_one(backend, request)
     finally:
         backend.close()
     count = len(result["images"])
     for index in range(count):
-        output = numbered(args.output, index, count)
-        save_atomically(wire_to_pil(result["images"][index]), output)
+        output = filling.numbered(args.output, index, count)
+        filling.save_atomically(filling.wire_to_pil(result["images"][index]), output)
         line = (
             f"wrote {output} (seed {result['seeds'][index]}, precision {result['precision']:.2f})"
         )
         if args.save_mask is not None:
-            mask_path = numbered(args.save_mask, index, count)
-            save_atomically(wire_to_pil(result["masks"][index]), mask_path)
+            mask_path = filling.numbered(args.save_mask, index, count)
+            filling.save_atomically(filling.wire_to_pil(result["masks"][index]), mask_path)
             line += f", mask {mask_path}"
         print(line)
     return 0
