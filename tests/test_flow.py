@@ -4,9 +4,11 @@ daemon serving the tiny model. The real editors run the same code in test_krita.
 from __future__ import annotations
 
 import pytest
-from daemon_helpers import free_port, running_daemon
+from daemon_helpers import running_daemon
 
-from smartbrush.wire import editing, flow
+from smartbrush.runtime.jobs import accept_job, run_job
+from smartbrush.testing import free_port
+from smartbrush.wire import editing, flow, protocol
 from smartbrush.wire.client import DaemonError, DaemonUnavailable, EndpointError, FillCancelled
 from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
 
@@ -215,3 +217,24 @@ def test_a_large_area_gets_an_upscaling_note_before_and_after_the_fill(endpoint)
     # the daemon says what its model works at, so an editor can warn from then on
     result = flow.send(flow.prepare(FakeCanvas(), FillOptions("a cat", steps=1)), endpoint=endpoint)
     assert result["resolution"] == 32
+
+
+def test_a_fill_is_checked_once_where_it_is_built_and_once_where_it_arrives(endpoint, monkeypatch):
+    calls = []
+    for name in ("validate_fill", "check_mask_selected"):
+        real = getattr(protocol, name)
+        monkeypatch.setattr(
+            protocol, name, lambda *args, real=real, name=name: calls.append(name) or real(*args)
+        )
+    flow.fill(FakeCanvas(), FillOptions("a cat", seed=1, steps=1), endpoint=endpoint)
+    # the editor's request (its mask: mask_from_selection), then the daemon; not the client between
+    assert calls == ["validate_fill", "validate_fill", "check_mask_selected"]
+
+
+def test_the_flow_brings_back_the_pixels_of_the_same_job_run_here(endpoint, tiny_pixel_pipeline):
+    prepared = flow.prepare(FakeCanvas(), FillOptions("a red ball", seed=7, steps=2, variations=2))
+    sent = flow.send(prepared, endpoint=endpoint)
+    here = run_job(tiny_pixel_pipeline, accept_job({"type": "fill", **prepared.request}))
+    for key in ("images", "alphas", "masks"):
+        assert [image["data"] for image in sent[key]] == [image["data"] for image in here[key]]
+    assert (sent["seeds"], sent["precision"]) == (here["seeds"], here["precision"])

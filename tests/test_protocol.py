@@ -223,9 +223,49 @@ def test_validate_fill_only_ever_raises_protocol_errors(garbage, overrides):
             assert protocol.decode(protocol.encode(request))["type"] == "fill"
 
 
-def test_an_empty_raw_mask_is_refused_by_the_protocol_itself():
+def test_an_empty_raw_mask_is_refused_by_the_protocols_rule_without_a_second_pass():
     mask = ellipse_mask()
     mask["data"] = bytes(min(value, 127) for value in mask["data"])  # nothing selected by 50 %
+    # validate_fill reads no pixel: the mask's are checked once where it is made or received
+    request = validate_fill({"image": {"png": png_bytes(64, 48)}, "mask": mask, "prompt": "x"})
     with pytest.raises(ProtocolError, match="mask is empty") as error:
-        validate_fill({"image": {"png": png_bytes(64, 48)}, "mask": mask, "prompt": "x"})
+        protocol.check_mask_selected(request["mask"])
     assert error.value.code == protocol.BAD_REQUEST
+    protocol.check_mask_selected(ellipse_mask())  # selected pixels: fine
+    protocol.check_mask_selected(None)  # a box
+    protocol.check_mask_selected({"png": png_bytes(64, 48, "L")})  # known once decoded
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "local"),
+    [
+        ("tcp://127.0.0.1:5737", True),
+        ("tcp://127.0.0.1", True),
+        ("tcp://127.45.6.7:5737", True),  # all of 127.0.0.0/8
+        ("tcp://[::1]:5737", True),
+        ("tcp://::1:5737", True),
+        ("tcp://localhost:5737", True),
+        ("tcp://lo:5737", True),  # Linux's loopback interface, for a bind
+        ("ipc:///tmp/sb", True),
+        ("ipc://@abstract", True),
+        ("inproc://smartbrush", True),
+        (" tcp://127.0.0.1:5737 ", True),  # as typed into a settings field
+        ("tcp://*:5737", False),
+        ("tcp://0.0.0.0:5737", False),
+        ("tcp://[::]:5737", False),
+        ("tcp://192.168.1.4:5737", False),
+        ("tcp://128.0.0.1:5737", False),
+        ("tcp://eth0:1", False),
+        ("tcp://127.evil.example:5737", False),  # a host name that only starts like loopback
+        ("tcp://[::ffff:127.0.0.1]:5737", False),  # IPv4-mapped: not ::1 nor 127.0.0.0/8
+        ("tcp://[fe80::1%eth0]:5737", False),
+        ("tcp://127.0.0.1;192.168.1.4:5737", False),  # a source address: not one host
+        ("tcp://[::1:5737", False),  # malformed
+        ("udp://127.0.0.1:5737", False),
+        ("127.0.0.1:5737", False),  # no scheme
+        ("localhost:5737", False),
+        ("", False),
+    ],
+)
+def test_the_one_loopback_rule(endpoint, local):
+    assert protocol.is_local_endpoint(endpoint) is local

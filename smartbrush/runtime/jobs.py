@@ -60,8 +60,10 @@ class FillJob:
 
 
 def accept_job(request: dict[str, Any]) -> FillJob:
-    """Validate a fill request (no decoding). Raises protocol.ProtocolError for bad input."""
+    """Validate a fill request (no decoding): the one check of what arrives, for the daemon and for
+    `fill --local`. Raises protocol.ProtocolError for bad input."""
     request = protocol.validate_fill(request)
+    protocol.check_mask_selected(request["mask"])  # raw pixels; a PNG mask: the pipeline's check
     source = {"image": request["image"], "mask": request["mask"]}
     slim = {key: value for key, value in request.items() if key not in ("image", "mask")}
     return FillJob(request=slim, source=source)
@@ -88,7 +90,7 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
             on_step(job.step, total, preview)
         return callback_kwargs
 
-    if not request["prompt"].strip() and not pipeline.config.get("removal_prompt"):
+    if not request["prompt"].strip() and not pipeline.is_removal(request["prompt"]):
         raise ValueError(  # bad input, as the pipeline says it: the daemon answers bad_request
             "the prompt is empty and this model cannot remove objects (it was not trained for "
             "removal): type what to paint, or use the demo model"

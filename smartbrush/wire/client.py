@@ -6,9 +6,9 @@
                          on_progress=lambda message: print(message["type"]))
 
 `timeout` is the longest silence accepted from the daemon. While a job waits or runs the daemon sends
-a message at least every `KEEPALIVE_SECONDS`, so a silence means the daemon is gone: the client raises
-DaemonUnavailable, drops its socket and opens a fresh one on the next call (reconnecting to a restarted
-daemon). Vendored into the editor plugins, so it must not import torch, numpy or Pillow.
+a message at least every `protocol.KEEPALIVE_SECONDS`, so a silence means the daemon is gone: the
+client raises DaemonUnavailable, drops its socket and opens a fresh one on the next call (reconnecting
+to a restarted daemon). Vendored into the editor plugins, so it must not import torch, numpy or Pillow.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import zmq
 from smartbrush.wire import protocol
 from smartbrush.wire.errors import UserError
 
-KEEPALIVE_SECONDS = 2.0  # the daemon's promise; documented in docs/protocol.md
-
 ProgressCallback = Callable[[dict[str, Any]], Any]
 
 
@@ -35,7 +33,7 @@ class SmartBrushError(UserError):
 
 
 class ClientError(SmartBrushError, ValueError):
-    """The request is invalid; found before sending it."""
+    """Found before sending: the request is too large to send, the CURVE keys are unreadable."""
 
 
 class EndpointError(ClientError):
@@ -124,12 +122,12 @@ class Client:
         False the job is cancelled and FillCancelled raised. Ctrl-C cancels the job too.
         `connect_timeout`: how long the daemon may take to accept the job (its first answer), so "no
         daemon" is said in seconds without a separate hello; afterwards `timeout` applies.
+
+        The request is sent as it is: the daemon checks it (protocol.validate_fill) and answers a bad
+        one with a DaemonError (code "bad_request" or "too_large") naming the field. The editors
+        check theirs once, where they build it (smartbrush.wire.editing.build_fill_request).
         """
-        try:
-            normalised = protocol.validate_fill({"type": protocol.FILL, **request})
-        except protocol.ProtocolError as error:
-            raise ClientError(str(error)) from None
-        request_id = self._send(normalised)
+        request_id = self._send({**request, "type": protocol.FILL})
         job_id = None
         cancel_sent = False
         wait = self.timeout if connect_timeout is None else min(connect_timeout, self.timeout)
@@ -192,7 +190,10 @@ class Client:
 
     def _send(self, message: dict[str, Any]) -> str:
         request_id = f"{os.getpid()}-{next(self._ids)}"
-        data = protocol.encode({**message, "request_id": request_id})
+        try:
+            data = protocol.encode({**message, "request_id": request_id})
+        except (TypeError, ValueError) as error:  # e.g. a numpy number: not a msgpack type
+            raise ClientError(f"the request cannot be sent: {error}") from None
         if len(data) > protocol.MAX_MESSAGE_BYTES:
             raise ClientError(
                 f"request of {len(data)} bytes is over the {protocol.MAX_MESSAGE_BYTES} byte limit"

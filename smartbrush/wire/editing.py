@@ -12,7 +12,7 @@ A fill in an editor is:
    selection plus context around it, clamped to the canvas, so a large canvas isn't sent whole);
 2. read the visible pixels and the selection inside that rectangle from the editor;
 3. ``image_from_pixels`` / ``mask_from_selection`` / ``build_fill_request``;
-4. send it with ``smartbrush.wire.client.Client.fill``;
+4. send it with ``smartbrush.wire.client.Client.fill`` (which does not check it again);
 5. ``layer_pixels(result image, result alpha)`` -> a new layer at the context rectangle's origin,
    named ``layer_name(prompt, seed)``: transparent outside the filled region, so nothing underneath
    changes.
@@ -163,7 +163,8 @@ def context_rect(
 FEATHER_FOR_BOX = (
     0.25  # a feather radius of a quarter of the selection's size means "anywhere in it"
 )
-_SELECTED = bytes(1 if value >= 128 else 0 for value in range(256))  # soft values count from 128
+# soft values count from protocol.MASK_SELECTED (128)
+_SELECTED = bytes(1 if value >= protocol.MASK_SELECTED else 0 for value in range(256))
 
 
 def auto_precision(selection: bytes, width: int, height: int) -> float:
@@ -220,13 +221,14 @@ def mask_from_selection(data: bytes, width: int, height: int) -> dict:
     """A selection's bytes (1 byte/pixel, 0 = unselected, 255 = selected, soft values kept) as a mask.
 
     Raises NoSelection when nothing is selected in the area, or nothing by 50 % or more (the model
-    thresholds soft masks at 128).
+    thresholds soft masks at protocol.MASK_SELECTED, 128). The editor's one check that the mask is
+    not empty (build_fill_request does not repeat it; the daemon checks what it receives).
     """
     _check_length(data, width, height, 1)
     strongest = max(data, default=0)
     if strongest == 0:
         raise NoSelection(NO_SELECTION_MESSAGE)
-    if strongest < 128:
+    if strongest < protocol.MASK_SELECTED:
         raise NoSelection(FAINT_SELECTION_MESSAGE)
     return {"width": width, "height": height, "mode": "L", "data": bytes(data)}
 
@@ -244,7 +246,9 @@ def image_from_pixels(data: bytes, width: int, height: int, order: str = "BGRA")
 
 
 def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
-    """The fill request for the daemon, checked by the protocol's own rules (one set of limits)."""
+    """The fill request for the daemon, checked by the protocol's own rules (one set of limits): the
+    editor's one check of what it sends (Client.fill sends it as it is). The mask's pixels are
+    mask_from_selection's to check."""
     prompt = "" if options.remove else " ".join((options.prompt or "").split())
     if not prompt and not options.remove:
         raise EditingError(EMPTY_PROMPT_MESSAGE)
@@ -391,7 +395,7 @@ def user_message(
     if "DaemonUnavailable" in kinds:
         message = daemon_down_message(endpoint or "the configured endpoint", start_command)
         # a daemon under CURVE drops a client with no or the wrong key without a word
-        if "CURVE" in text or (endpoint and not _is_loopback(endpoint)):
+        if "CURVE" in text or (endpoint and not protocol.is_local_endpoint(endpoint)):
             message += (
                 " If it is running, authentication may be the cause: check that this client has "
                 "the daemon's CURVE keys (SMARTBRUSH_CURVE_DIR) and that they match."
@@ -409,14 +413,6 @@ def user_message(
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _is_loopback(endpoint: str) -> bool:
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
-        return True
-    host = rest.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _over_white(channel: bytes, alpha: bytes) -> bytes:

@@ -112,8 +112,9 @@ def send(
     connect_timeout: float = CONNECT_TIMEOUT,
     timeout: float = SILENCE_TIMEOUT,
 ) -> dict[str, Any]:
-    """Run the fill on the daemon; returns its result. If `on_progress(message)` returns False the
-    fill is cancelled (FillCancelled)."""
+    """Run the fill on the daemon; returns its result (with the model's "resolution", for
+    `upscale_note`). If `on_progress(message)` returns False the fill is cancelled (FillCancelled).
+    The request was checked by `prepare`; it goes as it is (the daemon checks what arrives)."""
     from smartbrush.wire.client import Client  # zmq: only when a fill is sent
 
     with Client(endpoint, timeout=timeout, client_name=client_name) as client:

@@ -12,6 +12,7 @@ holding one msgpack map with a "type" field. Images are maps {"width", "height",
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import struct
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ DEFAULT_PORT = 5737
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 ENDPOINT_ENV = "SMARTBRUSH_ENDPOINT"
 CURVE_DIR_ENV = "SMARTBRUSH_CURVE_DIR"
+# The daemon's promise: every waiting or running job hears from it at least this often, so a client
+# takes a longer silence for a daemon that is gone. Documented in docs/protocol.md.
+KEEPALIVE_SECONDS = 2.0
 
 # --- message types ----------------------------------------------------------------------------------
 # client -> daemon
@@ -79,6 +83,7 @@ MAX_MESSAGE_BYTES = 5 * MAX_PIXELS + (1 << 20)
 MAX_REPLY_BYTES = 5 * MAX_OUTPUT_PIXELS + (1 << 20)
 
 CHANNELS = {"RGB": 3, "RGBA": 4, "L": 1}
+MASK_SELECTED = 128  # a mask (or selection) pixel of this value or more is selected
 PRECISION_AUTO = "auto"
 
 
@@ -281,7 +286,9 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     """Check a fill request and return it normalised (every field present, defaults filled in).
 
     Raises ProtocolError with a message that names the field. Pixel buffers are checked for size and
-    length only; decoding PNGs and checking that the mask is not empty is the daemon's job.
+    length only, without reading a pixel: that the mask is not empty is checked where the mask is
+    made (an editor's selection) or received (the daemon: `check_mask_selected`, then the pipeline
+    for a PNG mask, known only once decoded).
     """
     if not isinstance(request, dict):
         raise ProtocolError(BAD_REQUEST, "a fill request must be a map")
@@ -306,8 +313,6 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
                 f"mask is {mask['width']}x{mask['height']} but image is "
                 f"{image['width']}x{image['height']}; they must match",
             )
-        if "data" in mask and max(mask["data"]) < 128:  # a PNG mask: the pipeline checks it
-            raise ProtocolError(BAD_REQUEST, "mask is empty: no pixel is 128 or more (selected)")
     else:
         out["box"] = _check_box(out["box"], image["width"], image["height"])
 
@@ -324,6 +329,15 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
             f"limit of {MAX_OUTPUT_PIXELS} output pixels",
         )
     return out
+
+
+def check_mask_selected(mask: dict[str, Any] | None) -> None:
+    """Refuse a raw mask with no selected pixel (none is MASK_SELECTED or more). A box (None) or a
+    PNG mask passes: a PNG's pixels are only known once decoded, where the pipeline checks them."""
+    if mask is not None and "data" in mask and max(mask["data"], default=0) < MASK_SELECTED:
+        raise ProtocolError(
+            BAD_REQUEST, f"mask is empty: no pixel is {MASK_SELECTED} or more (selected)"
+        )
 
 
 def check_option(name: str, value: Any) -> Any:
@@ -409,3 +423,34 @@ def validate_hello(request: dict[str, Any]) -> None:
             f"the client speaks SmartBrush protocol {version!r}, this daemon speaks "
             f"{PROTOCOL_VERSION}; update the older side",
         )
+
+
+# --- endpoints --------------------------------------------------------------------------------------
+# the loopback host name, and Linux's loopback interface (a daemon may bind "tcp://lo:5737")
+LOCAL_HOSTS = ("localhost", "lo")
+LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """True when `endpoint` stays on this machine: ipc://, inproc://, or tcp:// on a loopback address
+    (127.0.0.0/8, ::1, "localhost", the interface "lo"). Anything else, a wildcard ("*"), another
+    interface or host name included, may be reachable from the network. The one rule: the daemon
+    refuses to listen on a non-local endpoint without CURVE, and an editor that gets no answer from a
+    non-local daemon says that authentication may be the cause."""
+    scheme, separator, address = endpoint.strip().partition("://")
+    if not separator:
+        return False
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp":
+        return False
+    host = address.rsplit(":", 1)[0]  # without the port
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:  # "*", interface and host names, a source address ("a;b")
+        return False
+    return any(ip in network for network in LOOPBACK_NETWORKS)

@@ -15,7 +15,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from PyQt5.QtWidgets import QMdiArea
 
 from smartbrush.wire import flow, protocol
-from smartbrush.wire.client import Client, DaemonUnavailable, resolve_endpoint
+from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
 from smartbrush.wire.editing import (
     EditingError,
     FillOptions,
@@ -41,7 +41,6 @@ class _Signals(QObject):
     finished = pyqtSignal(object)  # result dict
     failed = pyqtSignal(str, bool)  # message, daemon is down
     daemon_ready = pyqtSignal(str)  # message
-    note = pyqtSignal(str)  # a message while the fill runs
 
 
 class SmartBrushDocker(DockWidget):
@@ -59,13 +58,13 @@ class SmartBrushDocker(DockWidget):
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._signals.daemon_ready.connect(self._on_daemon_ready)
-        self._signals.note.connect(self._say)
         self._build_ui()
         self._load_settings()
         self._set_busy(False)
         OPEN_DOCKERS.append(self)
         self._added: list = []  # the last fill's layers, while the message speaks of them
-        self._resolution: int | None = None  # the daemon's model's working size, once known
+        self._resolution: int | None = None  # the model's working size, from the last result
+        self._note: tuple[int | None, str | None] = (None, None)  # (for resolution, the note)
         self._selection_seen = None  # (document, selection box) the precision label shows
         self._watcher = QTimer(self)
         self._watcher.timeout.connect(self._keep_message_true)
@@ -189,12 +188,13 @@ class SmartBrushDocker(DockWidget):
             self._say(user_message(error))
             return
         self._pending = (canvas, prepared)
+        note = flow.upscale_note(prepared.context, self._resolution)  # computed once a fill
+        self._note = (self._resolution, note)
         self._cancel = threading.Event()
         _focus_canvas()  # before the Fill button is disabled: Qt would hand focus to the endpoint
         self._set_busy(True)
         self.progress.setRange(0, 0)  # busy until the daemon reports steps
         self.image.clear()
-        note = flow.upscale_note(prepared.context, self._resolution)  # known after one fill
         self._say("Sending to the SmartBrush daemon…" + (f" Note: {note}" if note else ""))
         args = (prepared, self._endpoint(), self._cancel)
         threading.Thread(target=self._run, args=args, name="smartbrush-fill", daemon=True).start()
@@ -219,11 +219,6 @@ class SmartBrushDocker(DockWidget):
             return True
 
         try:
-            if self._resolution is None:  # once: what the model works at, to warn before the fill
-                with Client(endpoint, timeout=flow.CONNECT_TIMEOUT) as client:
-                    self._resolution = client.hello().get("resolution")
-                if note := flow.upscale_note(prepared.context, self._resolution):
-                    self._emit("note", f"Sending to the SmartBrush daemon… Note: {note}")
             result = flow.send(
                 prepared, endpoint=endpoint, on_progress=on_progress, client_name=CLIENT_NAME
             )
@@ -265,8 +260,10 @@ class SmartBrushDocker(DockWidget):
             how = ""
             if prepared.request["precision"] == protocol.PRECISION_AUTO:
                 how = f" Auto precision: {result['precision']:.2f}, from the selection's shape."
-            self._resolution = result.get("resolution")
-            note = flow.upscale_note(prepared.context, self._resolution)
+            self._resolution = result.get("resolution")  # every result says it: no extra hello
+            resolution, note = self._note
+            if self._resolution != resolution:  # the first fill, or the daemon serves another model
+                note = flow.upscale_note(prepared.context, self._resolution)
             self._say(f"Added {names}{more}.{how}" + (f" Note: {note}" if note else ""))
             self.progress.setRange(0, 1)
             self.progress.setValue(1)  # 100 %
