@@ -127,10 +127,10 @@ def evaluate_all(
     """Evaluate every chunk of every row, waiting for models another run is still training."""
     import torch
 
-    from smartbrush.research.evaluation import default_classifier_path, evaluate, load_classifier
+    from smartbrush.research.shapes_eval import CLASSIFIER, evaluate
     from smartbrush.runtime.loading import load_pipeline
 
-    classifier = load_classifier(classifier_path or default_classifier_path())
+    classifier = CLASSIFIER.load(classifier_path or CLASSIFIER.default_path)
 
     def chunk_path(row: str, start: int) -> Path:
         return out / "eval" / f"{row}-train{train_steps}-steps{steps}-{start:04d}.json"

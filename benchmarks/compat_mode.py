@@ -40,10 +40,7 @@ def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> 
     """Box-mode metrics over test scenes start .. start + n - 1 for each row: name -> (pipe, preserve)."""
     from smartbrush.method.masks import box_mask
     from smartbrush.research import world
-    from smartbrush.research.evaluation import (  # _psnr: eval's pooled PSNR, the same definition
-        _psnr,
-        iou,
-    )
+    from smartbrush.research.evaluation import iou, psnr  # eval's pooled PSNR, the same definition
 
     report = {"n": n, "steps": steps, "guidance_scale": guidance}
     for name, (pipe, preserve) in rows.items():
@@ -66,7 +63,7 @@ def measure(rows: dict, n: int, steps: int, guidance: float, start: int = 0) -> 
             ious.append(iou(np.asarray(out.masks[0]) >= 128, generated))
             repainted.append(float(((np.asarray(out.alphas[0]) > 0) & box).sum() / box.sum()))
         report[name] = {
-            "background_psnr": _psnr(sq_error, count),
+            "background_psnr": psnr(sq_error, count),
             "predicted_mask_iou": float(np.mean(ious)),
             "repainted_fraction": float(np.mean(repainted)),
         }

@@ -10,14 +10,15 @@ import pytest
 
 from smartbrush.cli import main
 from smartbrush.method.masks import box_mask
-from smartbrush.research import evaluation, world
+from smartbrush.research import shapes_eval, world
+from smartbrush.research.shapes_eval import CLASSIFIER
 from smartbrush.runtime.loading import load_pipeline
 from smartbrush.testing import tiny_pipeline
 
 
 @pytest.fixture(scope="module")
 def classifier():
-    return evaluation.load_classifier(evaluation.default_classifier_path())
+    return CLASSIFIER.load(CLASSIFIER.default_path)
 
 
 class PerfectFiller:
@@ -37,17 +38,30 @@ class PerfectFiller:
 
 def test_the_shipped_classifier_recognises_real_objects(classifier):
     images, boxes, truth = [], [], []
-    for image, box, colour, shape in evaluation._real_objects("test", 500, 150):
+    for image, box, colour, shape in shapes_eval.real_objects("test", 500, 150):
         images.append(image)
         boxes.append(box)
         truth.append((world.COLOUR_NAMES[colour], world.SHAPES[shape]))
-    colours, shapes = evaluation.classify(classifier, images, boxes)
+    colours, shapes = CLASSIFIER.classify(classifier, images, boxes)
     assert np.mean([c == t[0] for c, t in zip(colours, truth)]) >= 0.97
     assert np.mean([s == t[1] for s, t in zip(shapes, truth)]) >= 0.95
 
 
+def test_both_shipped_classifiers_load_into_the_one_net():
+    import torch
+    from safetensors.torch import load_file
+
+    from smartbrush.research import objects_eval
+
+    for spec in (CLASSIFIER, objects_eval.CLASSIFIER):
+        stored = load_file(str(spec.default_path))
+        state = spec.load(spec.default_path).state_dict()
+        assert set(state) == set(stored), spec.file_name
+        assert all(torch.equal(state[key], stored[key]) for key in stored)
+
+
 def test_a_perfect_filler_scores_perfectly(classifier):
-    report = evaluation.evaluate(PerfectFiller(), classifier, n=12)
+    report = shapes_eval.evaluate(PerfectFiller(), classifier, n=12)
     real = report["classifier_on_real_objects"]
     for mode in ("exact", "box"):
         assert report[mode]["exact_mask_iou"] == 1.0
@@ -61,7 +75,7 @@ def test_a_perfect_filler_scores_perfectly(classifier):
 def test_an_untrained_model_is_measured_honestly(classifier):
     pipe = tiny_pipeline(seed=3)
     pipe.set_progress_bar_config(disable=True)
-    report = evaluation.evaluate(pipe, classifier, n=3, steps=2)
+    report = shapes_eval.evaluate(pipe, classifier, n=3, steps=2)
     for mode in ("exact", "box"):
         for key in ("colour_accuracy", "shape_accuracy", "exact_mask_iou", "predicted_mask_iou"):
             assert 0.0 <= report[mode][key] <= 1.0, (mode, key)
@@ -74,9 +88,9 @@ def test_eval_command_prints_json(tmp_path, capsys):
     tiny_pipeline(seed=1).save_pretrained(folder)
     assert main(["eval", "--model", str(folder), "--n", "1", "--steps", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["n"] == 1 and set(report["met"]) == set(evaluation.GOALS)
+    assert report["n"] == 1 and set(report["met"]) == set(shapes_eval.GOALS)
     assert main(["eval", "--model", str(tmp_path / "nothing"), "--n", "1"]) == 2
-    assert "(no such file or folder): expected demo, shapes, tiny" in capsys.readouterr().err
+    assert "(no such file or folder): expected demo, shapes, a folder" in capsys.readouterr().err
     assert main(["eval", "--model", str(folder), "--n", "0"]) == 2
 
 

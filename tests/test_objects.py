@@ -228,7 +228,7 @@ def test_objects_evaluation_scores_a_perfect_filler_perfectly(small_world):
     from smartbrush.research import objects_eval
 
     world = objects.ObjectsWorld(small_world)
-    classifier = objects_eval.train_classifier(world, scenes=200, steps=60)
+    classifier = objects_eval.CLASSIFIER.train(objects_eval.training_objects(world, 200), steps=60)
     report = objects_eval.evaluate(PerfectFiller(world), world, classifier, n=6)
     real = report["classifier_on_real_objects"]
     for mode in ("exact", "box"):

@@ -26,14 +26,8 @@ import argparse
 import json
 import time
 
-from smartbrush.research import world
-from smartbrush.research.evaluation import (
-    default_classifier_path,
-    evaluate,
-    format_report,
-    load_classifier,
-    world_of,
-)
+from smartbrush.research import shapes_eval, world
+from smartbrush.research.evaluation import world_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,21 +68,23 @@ def run(args: argparse.Namespace) -> int:
     pipe.set_progress_bar_config(disable=True)
     if world_of(pipe, args.world) == "objects":
         return _eval_objects(pipe, args)
-    classifier = load_classifier(args.classifier or default_classifier_path())
+    classifier = shapes_eval.CLASSIFIER.load(args.classifier or shapes_eval.CLASSIFIER.default_path)
     started = time.monotonic()
     if not 0 <= args.start <= world.SPLIT_SIZES["test"] - args.n:
         raise ValueError(
             f"--start and --n must stay within the {world.SPLIT_SIZES['test']} test scenes"
         )
     guidance = pipe.config["default_guidance_scale"] if args.guidance is None else args.guidance
-    report = evaluate(
+    report = shapes_eval.evaluate(
         pipe, classifier, n=args.n, steps=args.steps, guidance=guidance, start=args.start,
         mask_threshold=args.mask_threshold,
     )  # fmt: skip
     report["start"] = args.start
     report["model"] = args.model
     report["seconds"] = round(time.monotonic() - started, 1)
-    print(json.dumps(report, indent=2) if args.json else format_report(report, args.model))
+    print(
+        json.dumps(report, indent=2) if args.json else shapes_eval.format_report(report, args.model)
+    )
     return 0
 
 
@@ -97,7 +93,8 @@ def _eval_objects(pipe, args: argparse.Namespace) -> int:
     from smartbrush.research.objects import ObjectsWorld
     from smartbrush.runtime.loading import load_pipeline
 
-    classifier = objects_eval.load_classifier(args.classifier or default_classifier_path("objects"))
+    spec = objects_eval.CLASSIFIER
+    classifier = spec.load(args.classifier or spec.default_path)
     baseline = None
     if args.removal_baseline:
         baseline = load_pipeline(args.removal_baseline)

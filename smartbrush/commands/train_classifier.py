@@ -6,15 +6,8 @@ from __future__ import annotations
 import argparse
 
 from smartbrush.method.masks import bounding_box
-from smartbrush.research import world
-from smartbrush.research.evaluation import (
-    _mean,
-    _real_objects,
-    classify,
-    default_classifier_path,
-    save_classifier,
-    train_classifier,
-)
+from smartbrush.research import shapes_eval, world
+from smartbrush.research.evaluation import accuracy, mean
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,27 +27,30 @@ def run(args: argparse.Namespace) -> int:
         from smartbrush.research.objects import ObjectsWorld
 
         # not `world`: that name is the shapes-world module the shapes branch below uses
+        # (--scenes and --steps are the shapes world's; the objects classifier keeps its own)
+        spec = objects_eval.CLASSIFIER
         objects_world = ObjectsWorld()
-        net = objects_eval.train_classifier(objects_world)
-        output = args.output or default_classifier_path("objects")
-        objects_eval.save_classifier(net, output)
+        net = spec.train(objects_eval.training_objects(objects_world))
+        output = args.output or spec.default_path
+        spec.save(net, output)
         found = list(objects_eval.test_scenes(objects_world, 500))
-        named = objects_eval.classify(
+        (named,) = spec.classify(
             net, [s.image for _, s in found], [bounding_box(s.mask) for _, s in found]
         )
-        accuracy = _mean([n == s.label for n, (_, s) in zip(named, found, strict=True)])
-        print(f"saved {output}: accuracy on the real objects of 500 test scenes {accuracy:.3f}")
+        share = accuracy(named, [s.label for _, s in found])
+        print(f"saved {output}: accuracy on the real objects of 500 test scenes {share:.3f}")
         return 0
-    args.output = args.output or str(default_classifier_path())
-    net = train_classifier(scenes=args.scenes, steps=args.steps)
-    save_classifier(net, args.output)
+    spec = shapes_eval.CLASSIFIER
+    args.output = args.output or str(spec.default_path)
+    net = spec.train(shapes_eval.training_objects(args.scenes), steps=args.steps)
+    spec.save(net, args.output)
     # its accuracy on real objects of held-out validation scenes
-    objects = list(_real_objects("val", 0, 500))
-    colours, shapes = classify(net, [o[0] for o in objects], [o[1] for o in objects])
-    colour_acc = _mean(
+    objects = list(shapes_eval.real_objects("val", 0, 500))
+    colours, shapes = spec.classify(net, [o[0] for o in objects], [o[1] for o in objects])
+    colour_acc = mean(
         [world.COLOUR_NAMES[o[2]] == c for o, c in zip(objects, colours, strict=True)]
     )
-    shape_acc = _mean([world.SHAPES[o[3]] == s for o, s in zip(objects, shapes, strict=True)])
+    shape_acc = mean([world.SHAPES[o[3]] == s for o, s in zip(objects, shapes, strict=True)])
     print(
         f"saved {args.output}: validation accuracy colour {colour_acc:.3f}, shape {shape_acc:.3f}"
     )
