@@ -9,7 +9,8 @@ For each image size the same request (box in the middle, fixed seed) runs
     pipeline and answers with base64 PNGs (how ComfyUI-style backends do it); overhead measured the same way.
   - floor: a bare ZeroMQ round trip carrying the same number of bytes (request and reply) on the same
     kind of endpoint, with no msgpack, no checks and no pixels touched: what the transport alone costs.
-The median over the rounds is reported. Model: the demo model when installed, else the tiny test model.
+The median over the rounds is reported. Model: the demo model, or `--model tiny`: the tiny random test model
+(smartbrush.testing), saved to a temporary folder that the daemon and the HTTP server load.
 
     python benchmarks/daemon_overhead.py [--sizes 512 1024] [--steps 20] [--rounds 5] [--model demo|tiny]
                                          [--endpoint tcp://127.0.0.1:* | ipc:///tmp/smartbrush-bench]
@@ -24,10 +25,10 @@ import io
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -39,6 +40,7 @@ from PIL import Image
 
 from smartbrush.method.pipeline import SmartBrushPipeline
 from smartbrush.runtime.loading import load_pipeline
+from smartbrush.testing import free_port, save_tiny_pipeline
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client
 
@@ -133,12 +135,6 @@ def zmq_round_trip(endpoint: str, request_bytes: int, reply_bytes: int, rounds: 
     return statistics.median(times[1:])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for(probe, name: str, limit: float = 300) -> None:
     deadline = time.monotonic() + limit
     while True:
@@ -167,12 +163,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help='a model; "tiny": a random test model')
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:*")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="smartbrush-tiny-") as folder:
+        if args.model == "tiny":  # not a model name: a folder holding the random test model
+            args.model = str(save_tiny_pipeline(folder))
+        measure(args)
 
+
+def measure(args: argparse.Namespace) -> None:
     pipeline = load_pipeline(args.model, "cpu", "float32")
     pipeline.set_progress_bar_config(disable=True)
     # the daemon and the HTTP server run in their own processes, as they do for an editor

@@ -20,27 +20,22 @@ import argparse
 import io
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import numpy as np
 from PIL import Image
 
+from smartbrush.testing import free_port, save_tiny_pipeline
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client, DaemonUnavailable
 
 MODELS = ("demo", "shapes")
 GOALS = {"hello": 3.0, "sigterm_idle": 1.0, "sigterm_mid_fill": 1.0}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start(model: str, threads: int) -> tuple[subprocess.Popen, str, float]:
@@ -162,8 +157,15 @@ def go(sender: subprocess.Popen) -> None:
 
 def png_stall(threads: int) -> tuple[float, float, tuple[float, float]]:
     """(typical hello round trip, longest one while a 16 MP PNG fill (sent by another process)
-    arrives and runs, router_busy()) on the tiny model."""
-    process, endpoint, _ = start("tiny", threads)
+    arrives and runs, router_busy()) on the tiny random model (smartbrush.testing), saved to a folder."""
+    with tempfile.TemporaryDirectory(prefix="smartbrush-tiny-") as folder:
+        process, endpoint, _ = start(str(save_tiny_pipeline(folder)), threads)
+        return _png_stall(process, endpoint)
+
+
+def _png_stall(
+    process: subprocess.Popen, endpoint: str
+) -> tuple[float, float, tuple[float, float]]:
     wait_for_hello(endpoint)
     sender = big_png_sender(endpoint)
     with Client(endpoint, timeout=30) as probe:

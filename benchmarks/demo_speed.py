@@ -21,18 +21,11 @@ import numpy as np
 from PIL import Image
 
 from smartbrush.commands.demo import ASSETS, photo_cases
+from smartbrush.testing import free_port
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client
 
 MODELS = ("demo", "shapes")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main() -> None:

@@ -1,14 +1,28 @@
-"""Tiny, real, randomly initialised SmartBrush pipelines for tests, benchmarks and `--model tiny`."""
+"""Test support shared by the tests and the benchmarks: tiny, real, randomly initialised SmartBrush
+pipelines (and a folder holding one, for `--model FOLDER`), and a free loopback port.
+
+Never imported by production code. torch and diffusers load on first use, so `free_port` is cheap.
+"""
 
 from __future__ import annotations
 
-import torch
-from diffusers import AutoencoderKL, DDIMScheduler
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from smartbrush.method.model import smartbrush_unet_from, tiny_unet
-from smartbrush.method.pipeline import SmartBrushPipeline
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
+
+    from smartbrush.method.pipeline import SmartBrushPipeline
 
 TINY_MAX_TOKENS = 16
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def tiny_text_encoder(hidden_size: int = 32):
@@ -32,6 +46,8 @@ def tiny_text_encoder(hidden_size: int = 32):
 
 
 def tiny_vae() -> AutoencoderKL:
+    from diffusers import AutoencoderKL
+
     # diffusers annotates the block tuples as 1-tuples (Tuple[str]) but takes any length
     return AutoencoderKL(
         in_channels=3,
@@ -53,6 +69,12 @@ def tiny_pipeline(
     sample_size: int = 32,
 ) -> SmartBrushPipeline:
     """A real SmartBrush pipeline with random weights: pixel space (32 px) or latent (tiny VAE, 64 px)."""
+    import torch
+    from diffusers import DDIMScheduler
+
+    from smartbrush.method.model import smartbrush_unet_from, tiny_unet
+    from smartbrush.method.pipeline import SmartBrushPipeline
+
     torch.manual_seed(seed)
     tokenizer, text_encoder = tiny_text_encoder()
     vae = tiny_vae() if latent else None
@@ -76,3 +98,11 @@ def tiny_pipeline(
         vae=vae.eval() if vae else None,
     )
     return pipe
+
+
+def save_tiny_pipeline(folder: str | Path, **kwargs) -> Path:
+    """tiny_pipeline(**kwargs) saved to `folder`: a model folder that `--model FOLDER` (the CLI, the
+    daemon) and load_pipeline(FOLDER) load, with the same weights."""
+    folder = Path(folder)
+    tiny_pipeline(**kwargs).save_pretrained(folder)
+    return folder

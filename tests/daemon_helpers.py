@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from smartbrushd.server import Daemon
 
+from smartbrush.testing import free_port
 from smartbrush.wire import protocol
 from smartbrush.wire.client import Client, DaemonUnavailable
 
@@ -35,12 +35,6 @@ def running_daemon(pipeline, **kwargs) -> Iterator[Daemon]:
         daemon.stop()
         thread.join(timeout=30)
         assert not thread.is_alive(), "the daemon did not stop"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def daemon_env(tmp_path: Path) -> dict[str, str]:
@@ -68,8 +62,8 @@ def start_daemon_process(
     endpoint: str,
     tmp_path: Path,
     *args: str,
+    model: str,
     command: list[str] = DAEMON_COMMAND,
-    model: str = "tiny",
     curve_dir: Path | None = None,
 ) -> subprocess.Popen:
     """A daemon serving `model` as a subprocess (logging to stderr unless args say otherwise);
@@ -129,11 +123,14 @@ def make_keys(folder: Path, knows_server: Path | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def curve_daemon_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A tiny-model daemon on loopback under CURVE: (endpoint, a client key folder it rejects)."""
+def curve_daemon_process(tmp_path: Path, model: str) -> Iterator[tuple[str, Path]]:
+    """A daemon serving `model` (the tiny_model_dir fixture's folder) on loopback under CURVE:
+    (endpoint, a client key folder it rejects)."""
     keys = make_keys(tmp_path / "daemon-keys")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    process = start_daemon_process(endpoint, tmp_path, "--curve-dir", str(keys), curve_dir=keys)
+    process = start_daemon_process(
+        endpoint, tmp_path, "--curve-dir", str(keys), model=model, curve_dir=keys
+    )
     try:
         yield endpoint, make_keys(tmp_path / "wrong-keys", knows_server=keys)
     finally:

@@ -6,16 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from daemon_helpers import free_port, running_daemon
 from PIL import Image, ImageDraw
 
 from smartbrush.cli import main
+from smartbrush.testing import free_port
 
-
-@pytest.fixture(scope="module")
-def daemon(tiny_pixel_pipeline):
-    with running_daemon(tiny_pixel_pipeline) as running:
-        yield running
+# `daemon` (conftest.py): an in-process daemon serving tiny_pixel_pipeline as model "tiny"
 
 
 @pytest.fixture
@@ -49,15 +45,17 @@ def test_fill_through_the_daemon_writes_variations_and_masks(daemon, files, caps
     assert (result[~outside] != original[~outside]).any()
 
 
-def test_local_fill_gives_the_daemons_pixels(daemon, files, monkeypatch):
+def test_local_fill_gives_the_daemons_pixels(daemon, files, monkeypatch, tiny_model_dir):
     monkeypatch.setenv("SMARTBRUSH_ENDPOINT", daemon.endpoint)
     common = ["fill", str(files / "scene.png"), "--box", "20,10,30,30", "--prompt", "a cat", "--steps", "2",
               "--seed", "3"]  # fmt: skip
     assert main([*common, "-o", str(files / "remote.png")]) == 0
-    assert main([*common, "-o", str(files / "local.png"), "--local", "--model", "tiny"]) == 0
+    assert (
+        main([*common, "-o", str(files / "local.png"), "--local", "--model", tiny_model_dir]) == 0
+    )
     remote = np.asarray(Image.open(files / "remote.png"), dtype=int)
     local = np.asarray(Image.open(files / "local.png"), dtype=int)
-    assert np.abs(remote - local).max() <= 1  # the same model and seed (tiny_pipeline(seed=0))
+    assert np.abs(remote - local).max() <= 1  # the same weights (tiny_pipeline(seed=0)) and seed
 
 
 def test_fill_without_a_daemon_says_what_to_do(files, capsys):

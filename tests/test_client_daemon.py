@@ -19,16 +19,16 @@ from daemon_helpers import (
     box_request,
     daemon_env,
     ellipse_mask,
-    free_port,
     running_daemon,
     start_daemon_process,
     stop_process,
 )
 from PIL import Image
-from smartbrushd.server import Daemon, is_local_endpoint
+from smartbrushd.server import Daemon
 
 from smartbrush.cli import main as cli_main
 from smartbrush.runtime.jobs import accept_job, run_job
+from smartbrush.testing import free_port
 from smartbrush.wire import protocol
 from smartbrush.wire.client import (
     Client,
@@ -38,16 +38,11 @@ from smartbrush.wire.client import (
     FillCancelled,
     VersionMismatch,
 )
-
-
-@pytest.fixture(scope="module")
-def daemon(tiny_pixel_pipeline):
-    with running_daemon(tiny_pixel_pipeline) as running:
-        yield running
+from smartbrush.wire.protocol import ProtocolError
 
 
 @pytest.fixture
-def client(daemon):
+def client(daemon):  # daemon (conftest.py): in-process, serving tiny_pixel_pipeline as model "tiny"
     with Client(daemon.endpoint, timeout=20) as client:
         yield client
 
@@ -161,12 +156,19 @@ def test_progress_and_previews(client):
 
 
 def test_bad_requests_get_errors_and_lose_nothing(client):
-    with pytest.raises(ClientError, match="precision"):
-        client.fill(box_request(precision=float("nan")))  # caught before sending
+    # the daemon checks what arrives (once, when it arrives); the client sends it as it is
+    with pytest.raises(DaemonError, match="precision must be a number") as error:
+        client.fill(box_request(precision=float("nan")))
+    assert error.value.code == protocol.BAD_REQUEST
     empty = ellipse_mask()
     empty["data"] = bytes(len(empty["data"]))
-    with pytest.raises(ClientError, match="mask is empty"):  # the protocol's rule, before sending
+    with pytest.raises(DaemonError, match="mask is empty") as error:  # answered on arrival
         client.fill({**box_request(), "box": None, "mask": empty})
+    assert error.value.code == protocol.BAD_REQUEST
+    with pytest.raises(ProtocolError, match="mask is empty"):  # fill --local: the same check
+        accept_job({"type": "fill", **box_request(), "box": None, "mask": empty})
+    with pytest.raises(ClientError, match="cannot be sent"):  # not msgpack: said before sending
+        client.fill(box_request(seed={1, 2}))
     # a PNG mask is only known empty once decoded, on the daemon's worker
     png = io.BytesIO()
     Image.new("L", (empty["width"], empty["height"]), 0).save(png, format="PNG")
@@ -273,16 +275,18 @@ def test_endpoint_from_environment(monkeypatch):
 
 
 # --- security -------------------------------------------------------------------------------------
-def test_loopback_detection():
-    assert is_local_endpoint("tcp://127.0.0.1:5737") and is_local_endpoint("tcp://[::1]:5737")
-    assert is_local_endpoint("tcp://localhost:5737") and is_local_endpoint("ipc:///tmp/sb")
+def test_loopback_detection():  # the rule itself: test_protocol.py's test_the_one_loopback_rule
+    assert protocol.is_local_endpoint("tcp://127.0.0.1:5737")
+    assert protocol.is_local_endpoint("tcp://[::1]:5737")
+    assert protocol.is_local_endpoint("tcp://localhost:5737")
+    assert protocol.is_local_endpoint("ipc:///tmp/sb")
     for endpoint in (
         "tcp://*:5737",
         "tcp://0.0.0.0:5737",
         "tcp://192.168.1.4:5737",
         "tcp://eth0:1",
     ):
-        assert not is_local_endpoint(endpoint)
+        assert not protocol.is_local_endpoint(endpoint)
 
 
 def test_non_loopback_bind_is_refused_without_curve(tiny_pixel_pipeline):
@@ -357,14 +361,14 @@ def test_bad_key_folder_is_a_client_error(tmp_path):
 
 
 # --- a real daemon process ------------------------------------------------------------------------
-def test_daemon_process_killed_mid_job_then_restarted(tmp_path):
+def test_daemon_process_killed_mid_job_then_restarted(tmp_path, tiny_model_dir):
     """SIGKILL mid-job: the client fails within its timeout, then works with the restarted daemon.
     SIGTERM mid-job: the job's client hears "shutting_down" and the daemon exits cleanly."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    process = start_daemon_process(endpoint, tmp_path)
+    process = start_daemon_process(endpoint, tmp_path, model=tiny_model_dir)
     client = Client(endpoint, timeout=3)
     try:
-        assert client.hello()["model"] == "tiny"
+        assert client.hello()["model"] == tiny_model_dir
 
         killed_at = []
 
@@ -380,7 +384,9 @@ def test_daemon_process_killed_mid_job_then_restarted(tmp_path):
         process.wait(timeout=10)
 
         # restarted through the CLI this time, logging to the default platformdirs log file
-        process = start_daemon_process(endpoint, tmp_path, "--log-file", "", command=SERVE_COMMAND)
+        process = start_daemon_process(
+            endpoint, tmp_path, "--log-file", "", model=tiny_model_dir, command=SERVE_COMMAND
+        )
         assert client.fill(box_request())["images"]  # same Client object, new daemon
 
         def terminate_at_first_step(message):
@@ -399,7 +405,7 @@ def test_daemon_process_killed_mid_job_then_restarted(tmp_path):
 
 
 def test_systemd_unit_starts_smartbrushd():
-    unit = (REPO / "daemon" / "smartbrushd.service").read_text()
+    unit = (REPO / "daemon" / "smartbrushd" / "smartbrushd.service").read_text()
     assert "ExecStart=" in unit and "smartbrushd" in unit
     assert "WantedBy=default.target" in unit
 

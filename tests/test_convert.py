@@ -425,7 +425,8 @@ def test_converted_folder_trains_and_exports(sd_folders, tmp_path):
     """`model.init = OUT`: a few real training steps on the shapes world, then the exported pipeline
     still has the CLIP text encoder and fills."""
     from smartbrush.research.training import train
-    from smartbrush.research.training_config import load_config
+    from smartbrush.research.training_config import DEFAULTS
+    from smartbrush.runtime.config import load_config
     from smartbrush.runtime.loading import load_pipeline
 
     out = tmp_path / "smartbrush"
@@ -441,6 +442,7 @@ def test_converted_folder_trains_and_exports(sd_folders, tmp_path):
             "train.num_threads=1",
             "export.text_encoder=true",
         ],
+        defaults=DEFAULTS,
     )
     state = train(config)
     assert state["step"] == 2

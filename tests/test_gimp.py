@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import numpy as np
 import pytest
 from daemon_helpers import curve_daemon_process
 from PIL import Image
+
+from smartbrush.testing import free_port
 
 pytestmark = pytest.mark.editor
 
@@ -51,21 +52,15 @@ def gimp_root() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
+def daemon(tmp_path_factory, tiny_model_dir):
     """A real daemon with the tiny random model, on the host's loopback (the chroot shares it)."""
     from smartbrush.wire.client import Client, DaemonUnavailable
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path_factory.mktemp("daemon") / "daemon.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "smartbrushd.server", "--model", "tiny", "--endpoint", endpoint,
+        [sys.executable, "-m", "smartbrushd.server", "--model", tiny_model_dir, "--endpoint", endpoint,
          "--device", "cpu", "--log-file", "-"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -353,10 +348,10 @@ def test_failures_are_a_clear_message_and_change_nothing(batch, case, status, wo
 
 
 def test_a_daemon_that_rejects_the_key_is_said_to_be_an_authentication_problem(
-    gimp_root, installed_plugin, chroot_workdir, tmp_path
+    gimp_root, installed_plugin, chroot_workdir, tmp_path, tiny_model_dir
 ):
     host, inside = chroot_workdir
-    with curve_daemon_process(tmp_path) as (endpoint, wrong_keys):
+    with curve_daemon_process(tmp_path, tiny_model_dir) as (endpoint, wrong_keys):
         shutil.copytree(wrong_keys, host / "keys")
         env = batch_job(chroot_workdir, endpoint, ["curve-wrong-keys"])
         env["SMARTBRUSH_CURVE_DIR"] = f"{inside}/keys"  # what the plug-in's client loads

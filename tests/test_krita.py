@@ -20,7 +20,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from daemon_helpers import curve_daemon_process
 from needs import needs, skip_unless_ci
 
 from smartbrush.commands.install_plugin import enable_krita_plugin
+from smartbrush.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "krita"
@@ -45,12 +45,6 @@ pytestmark = [
         "Krita is not installed (apt-get install krita python3-pyqt5 python3-zmq python3-msgpack)",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def repo_env(**extra: str) -> dict[str, str]:
@@ -79,11 +73,12 @@ def krita_env(pythonpath: str = "", **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def daemon():
+def daemon(tiny_model_dir):
     from smartbrush.wire.client import Client, DaemonUnavailable
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "smartbrushd", "--model", "tiny", "--endpoint", endpoint]
+    command = [sys.executable, "-m", "smartbrushd", "--model", tiny_model_dir]
+    command += ["--endpoint", endpoint]
     process = subprocess.Popen(
         [*command, "--log-file", "-"],
         cwd=REPO,
@@ -113,9 +108,10 @@ def daemon():
 
 
 @pytest.fixture(scope="module")
-def curve_daemon(tmp_path_factory):
+def curve_daemon(tmp_path_factory, tiny_model_dir):
     """(endpoint of a daemon under CURVE, a client key folder it rejects)."""
-    with curve_daemon_process(tmp_path_factory.mktemp("curve")) as endpoint_and_keys:
+    folder = tmp_path_factory.mktemp("curve")
+    with curve_daemon_process(folder, tiny_model_dir) as endpoint_and_keys:
         yield endpoint_and_keys
 
 
@@ -327,7 +323,7 @@ def virtual_display(screen: str = "1600x1000x24"):
         server.wait(timeout=10)
 
 
-def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
+def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         skip_unless_ci("Xvfb or xdotool is not installed (apt-get install xvfb xdotool)")
     install_plugin()  # the user's way: the default pykrita folder of (the test) HOME, enabled
@@ -354,7 +350,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path):
             "-m",
             "smartbrushd",
             "--model",
-            "tiny",
+            tiny_model_dir,
             "--endpoint",
             start_endpoint,
             "--log-file",

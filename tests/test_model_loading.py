@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from daemon_helpers import SERVE_COMMAND, free_port, start_daemon_process, stop_process
+from daemon_helpers import SERVE_COMMAND, start_daemon_process, stop_process
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from smartbrush.cli import main
 from smartbrush.method.pipeline import SmartBrushPipeline
 from smartbrush.runtime.loading import load_pipeline
-from smartbrush.testing import tiny_pipeline
+from smartbrush.testing import free_port, tiny_pipeline
 from smartbrush.wire.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def test_trained_folder_fills_locally_and_through_a_real_daemon(trained, image_f
             main(fill_command(image_file, also, "--endpoint", endpoint, "--model", str(trained)))
             == 0
         )
-        assert main(fill_command(image_file, also, "--endpoint", endpoint, "--model", "tiny")) == 2
+        assert main(fill_command(image_file, also, "--endpoint", endpoint, "--model", "demo")) == 2
     finally:
         stop_process(daemon)
     same_model = np.asarray(Image.open(local), int) - np.asarray(Image.open(remote), int)
@@ -98,9 +98,9 @@ def test_trained_folder_runs_batch_locally(trained, image_file, tmp_path):
     changed_only_in_box(image_file, out)
 
 
-def test_every_kind_of_name_loads_through_one_function(tmp_path):
+def test_every_kind_of_name_loads_through_one_function(tmp_path, tiny_model_dir):
     assert isinstance(load_pipeline("demo"), SmartBrushPipeline)
-    tiny = load_pipeline("tiny")
+    tiny = load_pipeline(tiny_model_dir)
     # a folder with its own text encoder, as `convert` or `train` with export.text_encoder=true write
     folder = tmp_path / "with-encoder"
     tiny.save_pretrained(folder)
@@ -108,7 +108,7 @@ def test_every_kind_of_name_loads_through_one_function(tmp_path):
     assert type(again.text_encoder) is type(tiny.text_encoder)
     for name, tensor in tiny.unet.state_dict().items():
         assert torch.equal(again.unet.state_dict()[name], tensor), name
-    assert load_pipeline("tiny", dtype="bfloat16").unet.dtype == torch.bfloat16
+    assert load_pipeline(tiny_model_dir, dtype="bfloat16").unet.dtype == torch.bfloat16
 
 
 def test_a_stable_diffusion_folder_is_converted_in_memory(tmp_path):
@@ -161,7 +161,7 @@ def _foreign_safetensors(root: Path) -> Path:
         ),
         (
             lambda root: str(root / "missing"),
-            "(no such file or folder): expected demo, shapes, tiny, a folder",
+            "(no such file or folder): expected demo, shapes, a folder",
         ),
         (_stripped_folder, "no model_index.json in this folder"),
         (_broken_index, "model_index.json: unreadable"),

@@ -12,6 +12,7 @@ from smartbrush.method.masks import NUM_LEVELS, box_mask
 from smartbrush.research import training, world
 from smartbrush.research.datasets import WorldDataset
 from smartbrush.research.training_config import DEFAULTS
+from smartbrush.runtime.config import load_config
 from smartbrush.runtime.loading import load_pipeline
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
@@ -73,7 +74,7 @@ def test_training_runs_checkpoints_and_resumes_where_it_stopped(tmp_path):
 
 def test_the_cosine_schedule_decays_to_zero_over_the_budget(tmp_path):
     out = run(tmp_path, "train.lr_schedule=cosine", "train.checkpoint_every=0")  # 4 steps
-    base = training.load_config(TINY)["train"]["learning_rate"]
+    base = load_config(TINY, defaults=DEFAULTS)["train"]["learning_rate"]
     rates = [r["lr"] / base for r in log(out)]
     assert np.allclose(rates, [1.0, 0.8536, 0.5, 0.1464], atol=1e-4), rates
     # a budget in minutes: half of it spent is half the rate, whatever the step
@@ -122,12 +123,12 @@ def test_ablation_switches():
 
 
 def test_ablation_models_drop_the_class_embedding_and_the_mask_head(tmp_path):
-    config = training.load_config(
-        TINY, ["recipe.precision_conditioning=false", "recipe.mask_head=false"]
+    config = load_config(
+        TINY, ["recipe.precision_conditioning=false", "recipe.mask_head=false"], defaults=DEFAULTS
     )
     pipe, _ = training.build_pipeline(config)
     assert pipe.unet.config.class_embed_type is None and pipe.unet.config.out_channels == 3
-    pipe, _ = training.build_pipeline(training.load_config(TINY))
+    pipe, _ = training.build_pipeline(load_config(TINY, defaults=DEFAULTS))
     assert pipe.unet.config.class_embed_type == "timestep" and pipe.unet.config.out_channels == 4
     assert pipe.unet.config.in_channels == 7 and pipe.scheduler.config.num_train_timesteps == 1000
 
@@ -138,7 +139,7 @@ def test_config_errors_are_one_line_messages(tmp_path, capsys):
     assert main(["train", str(bad)]) == 2
     assert "unknown config key train.batch_sise" in capsys.readouterr().err
     assert main(["train", str(TINY), "--set", "train.batch_size=many"]) == 2
-    assert "must be a number" in capsys.readouterr().err
+    assert "train.batch_size must be an integer" in capsys.readouterr().err
     assert main(["train", str(TINY), "--set", "train.lr_schedule=linear"]) == 2
     assert "train.lr_schedule must be one of constant, cosine" in capsys.readouterr().err
     assert main(["train", str(TINY), "--set", "nodot=1"]) == 2
@@ -147,7 +148,7 @@ def test_config_errors_are_one_line_messages(tmp_path, capsys):
     assert "cannot parse" in capsys.readouterr().err
     yaml_config = tmp_path / "c.yaml"
     yaml_config.write_text("train:\n  batch_size: 2\nrecipe:\n  captions: false\n")
-    config = training.load_config(yaml_config)
+    config = load_config(yaml_config, defaults=DEFAULTS)
     assert config["train"]["batch_size"] == 2 and config["recipe"]["captions"] is False
 
 

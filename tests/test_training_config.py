@@ -9,7 +9,8 @@ import tomllib
 
 from smartbrush.research.autoencoder import build_autoencoder
 from smartbrush.research.training import build_pipeline
-from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config
+from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, DEFAULTS
+from smartbrush.runtime.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.toml"))
@@ -25,7 +26,7 @@ MODELS = [path for path in SHIPPED if path not in AUTOENCODERS]
 
 @pytest.mark.parametrize("path", MODELS, ids=[path.name for path in MODELS])
 def test_every_shipped_config_loads_and_builds_its_model(path, tmp_path):
-    config = load_config(path)
+    config = load_config(path, defaults=DEFAULTS)
     assert set(config) == set(DEFAULTS)
     if config["model"]["vae"]:  # a latent model: its autoencoder (trained first) by its own config
         (autoencoder_config,) = [p for p in AUTOENCODERS if p.stem == f"{path.stem}-autoencoder"]
@@ -66,7 +67,8 @@ def test_configs_load_on_python_310(tmp_path):
     )
     check = (
         "import sys; sys.path.insert(0, sys.argv[1]); assert sys.version_info[:2] == (3, 10)\n"
-        "from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, DEFAULTS, load_config\n"
+        "from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, DEFAULTS\n"
+        "from smartbrush.runtime.config import load_config\n"
         "for path in sys.argv[2:]:\n"
         "    defaults = AUTOENCODER_DEFAULTS if path.endswith('-autoencoder.toml') else DEFAULTS\n"
         "    print(path, load_config(path, defaults=defaults)['train']['max_steps'])"
@@ -77,3 +79,27 @@ def test_configs_load_on_python_310(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(SHIPPED)
     assert f"{REPO / 'configs' / 'tiny.toml'} 4" in result.stdout
+
+
+def test_the_loader_starts_from_the_defaults_and_checks_types(tmp_path):
+    """The one loader (training and the daemon): no file is the defaults; overrides are typed by them."""
+    defaults = {"run": {"name": "x", "steps": 1, "rate": 0.5, "fast": False}}
+    assert load_config(None, defaults=defaults) == defaults
+    config = load_config(None, ["run.name=123", "run.steps=2", "run.rate=1", "run.fast=true"],
+                         defaults=defaults)  # fmt: skip
+    assert config == {"run": {"name": "123", "steps": 2, "rate": 1.0, "fast": True}}
+    assert defaults["run"]["steps"] == 1  # a copy
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_config(tmp_path / "missing.toml", defaults=defaults)
+    path = tmp_path / "c.toml"
+    for text, message in [
+        ("[run]\nsteps = 1.5\n", "c.toml: run.steps must be an integer, got 1.5"),
+        ("[run]\nname = 5\n", "c.toml: run.name must be a string, got 5"),
+        ("[run]\nfast = 1\n", "c.toml: run.fast must be true or false, got 1"),
+        ("[run]\nspeed = 1\n", "c.toml: unknown config key run.speed; known keys: run.name"),
+        ("[run\n", "c.toml: cannot parse config"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message.replace(".", r"\.")) as raised:
+            load_config(path, defaults=defaults)
+        assert "\n" not in str(raised.value)

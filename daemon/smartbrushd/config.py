@@ -1,31 +1,39 @@
 """Daemon settings: each one a command-line flag, an environment variable and a config-file key.
 
-Precedence: flag > environment (SMARTBRUSH_<NAME>) > config file > default. The config file is an INI
-file with a [daemon] section, by default in the platformdirs user config folder:
+Precedence: flag > environment (SMARTBRUSH_<NAME>) > config file > default. The config file is TOML with
+a [daemon] table, by default smartbrushd.toml in the platformdirs user config folder; it is read by the
+one config loader (smartbrush.runtime.config), environment and flags applied on top as overrides:
 
     [daemon]
-    endpoint = tcp://127.0.0.1:5737
-    model = demo
-    device = auto
+    endpoint = "tcp://127.0.0.1:5737"
+    model = "demo"
+    device = "auto"
+    max_queue = 16
 """
 
 from __future__ import annotations
 
 import argparse
-import configparser
 import os
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import platformdirs
 
+from smartbrush.runtime.config import load_config
+from smartbrush.runtime.loading import MODEL_NAMES_HELP
 from smartbrush.wire import protocol
 
 APP_NAME = "smartbrush"
 
 
 def default_config_path() -> Path:
-    return platformdirs.user_config_path(APP_NAME) / "smartbrushd.ini"
+    return platformdirs.user_config_path(APP_NAME) / "smartbrushd.toml"
+
+
+def old_ini_path() -> Path:
+    """Where earlier versions read their INI config file (no longer read)."""
+    return default_config_path().with_name("smartbrushd.ini")
 
 
 def default_log_path() -> Path:
@@ -47,8 +55,7 @@ class Settings:
 
 HELP = {
     "endpoint": "ZeroMQ endpoint to bind (default %(default)s); non-loopback needs --curve-dir",
-    "model": 'model: "demo" (shipped), "tiny" (random test model, fast, meaningless output), a '
-    "diffusers folder or a hub id",
+    "model": f"the model: {MODEL_NAMES_HELP}",
     "device": 'torch device, a comma list for one worker per device, or "auto" (every CUDA GPU, else cpu)',
     "dtype": 'float32, float16, bfloat16 or "auto" (float16 on CUDA, else float32)',
     "curve_dir": "folder made by `smartbrush keys`: enables CURVE encryption and client authentication",
@@ -82,40 +89,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    """Settings from flags, environment and config file (raises ValueError for a bad file)."""
+    """Settings from flags, environment and config file (raises ValueError for a bad file or value)."""
     explicit = args.config or os.environ.get("SMARTBRUSH_CONFIG")
     path = Path(explicit) if explicit else default_config_path()
-    from_file: dict[str, str] = {}
-    if path.is_file():
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except configparser.Error as error:
-            raise ValueError(f"config file {path}: {error}") from None
-        if parser.has_section("daemon"):
-            from_file = dict(parser.items("daemon"))
-    elif explicit:
-        raise ValueError(f"config file {path} does not exist")
-    known = {item.name for item in fields(Settings)}
-    unknown = sorted(set(from_file) - known)
-    if unknown:
-        raise ValueError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
-
-    settings = Settings()
-    for item in fields(Settings):
-        value = getattr(args, item.name, None)
-        if value is None:
-            value = os.environ.get(env_name(item.name)) or from_file.get(item.name)
-        if value is None:
-            continue
-        if item.type in (int, "int"):
-            try:
-                value = int(value)
-            except ValueError:
-                raise ValueError(f"{item.name} must be an integer, not {value!r}") from None
-        setattr(settings, item.name, value)
+    if explicit and path.suffix.lower() == ".ini":
+        raise ValueError(f"config file {path}: {_ini_advice()}")
+    overrides = [  # the environment, then flags: a later override wins
+        f"daemon.{item.name}={os.environ[env_name(item.name)]}"
+        for item in fields(Settings)
+        if os.environ.get(env_name(item.name))
+    ]
+    overrides += [
+        f"daemon.{item.name}={getattr(args, item.name)}"
+        for item in fields(Settings)
+        if getattr(args, item.name, None) is not None
+    ]
+    try:
+        loaded = load_config(
+            path if explicit or path.is_file() else None,
+            overrides,
+            defaults={"daemon": asdict(Settings())},
+        )
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist") from None
+    settings = Settings(**loaded["daemon"])
     if settings.max_queue < 1:
         raise ValueError("max_queue must be at least 1")
     if settings.threads < 0:
         raise ValueError("threads must be 0 (torch's default) or more")
     return settings
+
+
+def old_ini_warning(args: argparse.Namespace) -> str | None:
+    """One line for the log when an old smartbrushd.ini is there but no smartbrushd.toml (and no other
+    config file is named): the INI is not read any more."""
+    if args.config or os.environ.get("SMARTBRUSH_CONFIG"):
+        return None
+    ini = old_ini_path()
+    if not ini.is_file() or default_config_path().exists():
+        return None
+    return f"{ini} is no longer read: {_ini_advice()}"
+
+
+def _ini_advice() -> str:
+    return (
+        f"the daemon's config file is TOML now; write {default_config_path()} with a [daemon] "
+        'table and quoted strings (model = "demo", max_queue = 16)'
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ipaddress
 import itertools
 import logging
 import logging.handlers
@@ -24,7 +23,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import zmq
 
@@ -37,7 +35,6 @@ from smartbrushd import config
 
 log = logging.getLogger("smartbrushd")
 
-KEEPALIVE_SECONDS = 2.0  # every waiting or running job hears from us at least this often
 POLL_MS = 250
 SHUTDOWN_GRACE_SECONDS = 30.0  # how long a running step may take to notice a shutdown
 
@@ -97,25 +94,9 @@ class JobQueue:
             return waiting
 
 
-def is_local_endpoint(endpoint: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// on a loopback address."""
-    parts = urlsplit(endpoint)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    if parts.scheme != "tcp":
-        return False
-    host = parts.netloc.rsplit(":", 1)[0].strip("[]")
-    if host in ("localhost", "lo"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # "*", interface names, host names
-
-
 def check_endpoint(endpoint: str, curve_dir: str | Path | None) -> None:
     """Refuse a non-loopback endpoint without CURVE: anyone on the network could use the daemon."""
-    if not is_local_endpoint(endpoint) and not curve_dir:
+    if not protocol.is_local_endpoint(endpoint) and not curve_dir:
         raise ValueError(
             f"refusing to listen on {endpoint} without encryption: anyone on the network could "
             "use this machine; create keys with `smartbrush keys DIR` and pass --curve-dir DIR, "
@@ -492,7 +473,7 @@ class Daemon:
     def _send_keepalives(self, router: zmq.Socket) -> None:
         now = time.monotonic()
         for job_id, job in list(self.jobs.items()):
-            if now - self._last_sent.get(job_id, now) < KEEPALIVE_SECONDS:
+            if now - self._last_sent.get(job_id, now) < protocol.KEEPALIVE_SECONDS:
                 continue
             if job.running:
                 message = self._job_message(
@@ -613,6 +594,9 @@ def serve(args: argparse.Namespace) -> int:
     """
     settings = config.load_settings(args)
     log_path, handlers = setup_logging(settings)
+    old_ini = config.old_ini_warning(args)
+    if old_ini:
+        log.warning(old_ini)
     try:
         return _serve(settings, log_path)
     finally:  # an in-process serve (tests, scripts) leaves no handler on a stream it may outlive

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from smartbrush.research.autoencoder import train_autoencoder
-from smartbrush.research.training_config import AUTOENCODER_DEFAULTS, load_config
+from smartbrush.research.training_config import AUTOENCODER_DEFAULTS
+from smartbrush.runtime.config import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,21 +1,11 @@
-"""Training configs: the defaults, read from TOML or YAML, then "section.key=value" overrides.
-
-Standard library only (plus PyYAML for .yaml), so a config can be checked without torch.
+"""Training configs' defaults: `smartbrush train` (DEFAULTS) and `smartbrush train-autoencoder`
+(AUTOENCODER_DEFAULTS). A config file (TOML or YAML) and "section.key=value" overrides update them through
+the one config loader, smartbrush.runtime.config.load_config(path, overrides, defaults=DEFAULTS).
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # tomllib is 3.11+; tomli is the same parser, installed on 3.10 (pyproject.toml)
-    import tomli as tomllib
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"output_dir": "runs/smartbrush", "seed": 0},
@@ -93,59 +83,3 @@ AUTOENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
         "log_every": 20,
     },
 }
-
-
-# -- configuration -----------------------------------------------------------------------------------
-
-
-def load_config(
-    path: str | Path, overrides: Sequence[str] = (), defaults: dict[str, dict[str, Any]] = DEFAULTS
-) -> dict[str, dict[str, Any]]:
-    """`defaults` (the training DEFAULTS unless given), updated from a TOML or YAML file, then from "section.key=value" overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            loaded = yaml.safe_load(text) or {}
-        else:
-            loaded = tomllib.loads(text)
-    except Exception as error:  # both parsers raise their own error types
-        raise ValueError(f"{path}: cannot parse config: {error}") from None
-    config = copy.deepcopy(defaults)
-    for section, values in loaded.items():
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: [{section}] must be a table")
-        for key, value in values.items():
-            _set(config, defaults, section, key, value)
-    for item in overrides:
-        name, sep, raw = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot:
-            raise ValueError(f"--set expects section.key=value, got {item!r}")
-        _set(config, defaults, section, key, _parse_value(raw.strip()))
-    return config
-
-
-def _set(config: dict, defaults: dict, section: str, key: str, value: Any) -> None:
-    if section not in config or key not in config[section]:
-        known = ", ".join(f"{s}.{k}" for s in config for k in config[s])
-        raise ValueError(f"unknown config key {section}.{key}; known keys: {known}")
-    default = defaults[section][key]
-    if isinstance(default, bool) and not isinstance(value, bool):
-        raise ValueError(f"{section}.{key} must be true or false, got {value!r}")
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{section}.{key} must be a number, got {value!r}")
-        value = type(default)(value) if isinstance(default, float) else value
-    config[section][key] = value
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return {"true": True, "false": False}.get(raw.lower(), raw)
