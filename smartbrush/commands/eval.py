@@ -1,24 +1,4 @@
-"""`smartbrush eval --model M`: how well a model fills shapes-world holes, on the held-out test split.
-
-(Models of the objects world -- the demo -- are measured by smartbrush.research.objects_eval; `--world` picks.)
-
-For each test scene the model gets the *object-free* background, a mask where the scene's object was, and
-the prompt "a <colour> <shape>". Two modes: the exact instance mask (precision 0) and its bounding box
-(precision 1). What counts as the generated object: the pixels inside the box that differ from the
-object-free background by more than world.OBJECT_MARGIN (every real object pixel does; see world.py) AND
-lie within COLOUR_TOLERANCE of the prompted colour or its texture ink. Without the colour condition any
-model that scribbles noise over the whole mask would score a perfect exact-mask IoU and (from the mask's
-silhouette) a perfect shape. The classifier sees the result with non-object pixels put back to the
-background, for the same reason.
-
-    colour / shape accuracy   a small CNN trained on the world classifies the box crop of the result
-                              (its own accuracy on the real objects of the same scenes is reported too)
-    exact-mask IoU            generated object vs the given mask, exact mode
-    predicted-mask IoU        the pipeline's predicted object mask vs the generated object, box mode
-    background PSNR           inside the box but outside the generated object, vs the background
-
-`smartbrush train-classifier` trains the classifier (about a minute on CPU).
-"""
+"""`smartbrush eval --model M`: a model on the held-out test scenes of its world (shapes or objects)."""
 
 from __future__ import annotations
 
@@ -26,8 +6,12 @@ import argparse
 import json
 import time
 
-from smartbrush.research import shapes_eval, world
+from smartbrush.research import evaluation, shapes_eval, world
 from smartbrush.research.evaluation import world_of
+
+DESCRIPTION = (
+    f"{evaluation.__doc__}\n{shapes_eval.__doc__}"  # the frame, then what the shapes world adds
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,25 +38,9 @@ from scipy import ndimage
 
 from smartbrush.method import masks
 from smartbrush.method.masks import bounding_box
-from smartbrush.research import objects
-from smartbrush.research.evaluation import (
-    IOU_FIELDS,
-    Case,
-    ClassifierSpec,
-    Goal,
-    Pool,
-    fill,
-    fill_both_ways,
-    format_goals,
-    format_header,
-    format_mode,
-    judge,
-    mask_ious,
-    mean,
-    report_header,
-)
+from smartbrush.research import evaluation, objects
 
-CLASSIFIER = ClassifierSpec(
+CLASSIFIER = evaluation.ClassifierSpec(
     what="object classifier",
     model="demo",
     file_name="objects-classifier.safetensors",
@@ -74,13 +58,13 @@ CLASSIFIER = ClassifierSpec(
 )
 CHANGED = 32  # a pixel belongs to the generated object when it moved more than this (of 255)
 GOALS = {
-    "object_accuracy": Goal(0.90, "both"),
-    "colour_word_accuracy": Goal(0.85, "both"),
-    "exact_mask_iou": Goal(0.85, "exact"),
-    "predicted_mask_iou": Goal(0.85, "box"),
-    "background_psnr": Goal(30.0, "box"),
-    "background_ssim": Goal(0.95, "box"),
-    "repainted_share": Goal(1.3, "box", at_most=True),
+    "object_accuracy": evaluation.Goal(0.90, "both"),
+    "colour_word_accuracy": evaluation.Goal(0.85, "both"),
+    "exact_mask_iou": evaluation.Goal(0.85, "exact"),
+    "predicted_mask_iou": evaluation.Goal(0.85, "box"),
+    "background_psnr": evaluation.Goal(30.0, "box"),
+    "background_ssim": evaluation.Goal(0.95, "box"),
+    "repainted_share": evaluation.Goal(1.3, "box", at_most=True),
 }
 
 
@@ -138,7 +122,7 @@ def test_scenes(world, n: int, start: int = 0, coloured: bool = False, split: st
         index += 1
 
 
-def _generated(after: np.ndarray, case: Case) -> np.ndarray:
+def _generated(after: np.ndarray, case: evaluation.Case) -> np.ndarray:
     return changed_pixels(after, case.background)
 
 
@@ -148,9 +132,9 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     """The metrics of this module's docstring over n test scenes (seed = scene index)."""
     started = time.monotonic()
     rows = {"exact": [], "box": []}
-    background, round_trip, ring = Pool(), Pool(), Pool()
-    removal, removal_shapes, removal_blur = Pool(), Pool(), Pool()
-    ring_share, truth_background, truth_share = [], Pool(), []
+    background, round_trip, ring = evaluation.Pool(), evaluation.Pool(), evaluation.Pool()
+    removal, removal_shapes, removal_blur = evaluation.Pool(), evaluation.Pool(), evaluation.Pool()
+    ring_share, truth_background, truth_share = [], evaluation.Pool(), []
     real, truths, boxes, examples = [], [], [], []
 
     def cases():
@@ -158,9 +142,9 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
             real.append(scene.image)
             truths.append(scene.label)
             boxes.append(bounding_box(scene.mask))
-            yield Case(index, scene, scene.background, scene.mask, f"a {scene.label}")
+            yield evaluation.Case(index, scene, scene.background, scene.mask, f"a {scene.label}")
 
-    for done in fill_both_ways(pipe, cases(), _generated, steps, guidance, mask_threshold,
+    for done in evaluation.fill_both_ways(pipe, cases(), _generated, steps, guidance, mask_threshold,
                                examples, keep_examples):  # fmt: skip
         index, scene, boxed, generated = (
             done.case.index,
@@ -193,36 +177,40 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
         )
         # removal, after both fills of the scene
         lasso = removal_lasso(scene.mask)
-        _, erased = fill(pipe, scene.image, lasso, "", 0.0, index, steps, guidance, mask_threshold)
+        _, erased = evaluation.fill(
+            pipe, scene.image, lasso, "", 0.0, index, steps, guidance, mask_threshold
+        )
         removal.add(erased, scene.background, lasso)
         removal_blur.add(masks.blur_fill(scene.image, lasso), scene.background, lasso)
         if removal_baseline is not None:
-            _, erased = fill(removal_baseline, scene.image, lasso, "", 0.0, index, steps, guidance,
+            _, erased = evaluation.fill(removal_baseline, scene.image, lasso, "", 0.0, index, steps, guidance,
                              mask_threshold)  # fmt: skip
             removal_shapes.add(erased, scene.background, lasso)
 
     # colour words: coloured shapes asked for with held-out paraphrases and colour words
     colour_hits = {"exact": [], "box": []}
     coloured = [
-        Case(index, scene, scene.background, scene.mask,
+        evaluation.Case(index, scene, scene.background, scene.mask,
              objects.held_out_prompt(scene.label, np.random.default_rng(index)))
         for index, scene in test_scenes(world, max(9, n // 2), coloured=True, split=split)
     ]  # fmt: skip
-    for done in fill_both_ways(pipe, coloured, _generated, steps, guidance, mask_threshold):
+    for done in evaluation.fill_both_ways(
+        pipe, coloured, _generated, steps, guidance, mask_threshold
+    ):
         (named,) = CLASSIFIER.classify(classifier, [done.after], [bounding_box(done.case.mask)])
         asked = objects.BY_NAME[done.case.scene.label].colour
         colour_hits[done.mode].append(objects.BY_NAME[named[0]].colour == asked)
 
-    report: dict = report_header(n, steps, guidance, mask_threshold)
+    report: dict = evaluation.report_header(n, steps, guidance, mask_threshold)
     (named,) = CLASSIFIER.classify(classifier, real, boxes)
-    report["classifier_on_real_objects"] = mean([c == t for c, t in zip(named, truths)])
+    report["classifier_on_real_objects"] = evaluation.mean([c == t for c, t in zip(named, truths)])
     for mode, mode_rows in rows.items():
         (named,) = CLASSIFIER.classify(classifier, [r["after"] for r in mode_rows], boxes)
         report[mode] = {
-            "object_accuracy": mean([c == t for c, t in zip(named, truths)]),
-            "colour_word_accuracy": mean(colour_hits[mode]),
-            **mask_ious(mode_rows),
-            "repainted_share": mean([r["repainted_share"] for r in mode_rows]),
+            "object_accuracy": evaluation.mean([c == t for c, t in zip(named, truths)]),
+            "colour_word_accuracy": evaluation.mean(colour_hits[mode]),
+            **evaluation.mask_ious(mode_rows),
+            "repainted_share": evaluation.mean([r["repainted_share"] for r in mode_rows]),
         }
     report["box"]["background_psnr"] = background.psnr()
     report["box"]["background_ssim"] = background.mean_ssim()
@@ -231,10 +219,10 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     report["true_scenes"] = {
         "background_psnr": truth_background.psnr(),
         "background_ssim": truth_background.mean_ssim(),
-        "repainted_share": mean(truth_share),
+        "repainted_share": evaluation.mean(truth_share),
     }
     # where the loss sits: the repainted ring between the object and the predicted mask's edge
-    report["box"]["ring_share_of_background"] = mean(ring_share)
+    report["box"]["ring_share_of_background"] = evaluation.mean(ring_share)
     report["box"]["ring_psnr"] = ring.psnr()
     report["removal"] = {
         "psnr": removal.psnr(), "ssim": removal.mean_ssim(),
@@ -243,7 +231,7 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     if removal_baseline is not None:
         report["removal"]["shapes_model_psnr"] = removal_shapes.psnr()
         report["removal"]["shapes_model_ssim"] = removal_shapes.mean_ssim()
-    judge(report, GOALS)
+    evaluation.judge(report, GOALS)
     report["seconds"] = round(time.monotonic() - started, 1)
     if keep_examples:
         report["examples"] = examples
@@ -251,14 +239,14 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
 
 
 def format_report(report: dict, model: str) -> str:
-    fields = ("object {object_accuracy:.3f}", "colour words {colour_word_accuracy:.3f}", *IOU_FIELDS,
+    fields = ("object {object_accuracy:.3f}", "colour words {colour_word_accuracy:.3f}", *evaluation.IOU_FIELDS,
               "repainted {repainted_share:.2f}x the object")  # fmt: skip
     m = report["box"]
     lines = [
-        format_header(report, model, "held-out objects-world scenes"),
+        evaluation.format_header(report, model, "held-out objects-world scenes"),
         f"  classifier on the real objects: {report['classifier_on_real_objects']:.3f}",
-        format_mode(report, "exact", fields),
-        format_mode(report, "box", fields)
+        evaluation.format_mode(report, "exact", fields),
+        evaluation.format_mode(report, "box", fields)
         + f"\n              background PSNR {m['background_psnr']:.1f} dB, SSIM {m['background_ssim']:.3f} "
         f"(autoencoder round trip alone: {m['autoencoder_round_trip_psnr']:.1f} dB, "
         f"{m['autoencoder_round_trip_ssim']:.3f}); {100 * m['ring_share_of_background']:.0f} % of it "
@@ -271,9 +259,9 @@ def format_report(report: dict, model: str) -> str:
         "(shadows and soft edges)"
     )
     r = report["removal"]
-    line = f"  removal: PSNR {r['psnr']:.1f} dB, SSIM {r['ssim']:.3f}; blur fill {r['blur_fill_psnr']:.1f} dB, {r['blur_fill_ssim']:.3f}"
+    line = f"  removal: PSNR {r['psnr']:.1f} dB, SSIM {r['ssim']:.3f}; blur evaluation.fill {r['blur_fill_psnr']:.1f} dB, {r['blur_fill_ssim']:.3f}"
     if "shapes_model_psnr" in r:
         line += f"; shapes model {r['shapes_model_psnr']:.1f} dB, {r['shapes_model_ssim']:.3f}"
     lines.append(line)
-    lines.append(format_goals(report, GOALS))
+    lines.append(evaluation.format_goals(report, GOALS))
     return "\n".join(lines)

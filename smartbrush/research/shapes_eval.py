@@ -26,24 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from smartbrush.method.masks import bounding_box
-from smartbrush.research import world
-from smartbrush.research.evaluation import (
-    IOU_FIELDS,
-    Case,
-    ClassifierSpec,
-    Goal,
-    accuracy,
-    fill_both_ways,
-    format_goals,
-    format_header,
-    format_mode,
-    judge,
-    mask_ious,
-    psnr,
-    report_header,
-)
+from smartbrush.research import evaluation, world
 
-CLASSIFIER = ClassifierSpec(
+CLASSIFIER = evaluation.ClassifierSpec(
     what="shape/colour classifier",
     model="shapes",
     file_name="classifier.safetensors",
@@ -60,11 +45,11 @@ CLASSIFIER = ClassifierSpec(
     mismatch="a different shapes world",
 )
 GOALS = {
-    "colour_accuracy": Goal(0.95, "both"),
-    "shape_accuracy": Goal(0.90, "both"),
-    "exact_mask_iou": Goal(0.85, "exact"),
-    "predicted_mask_iou": Goal(0.85, "box"),
-    "background_psnr": Goal(30.0, "box"),
+    "colour_accuracy": evaluation.Goal(0.95, "both"),
+    "shape_accuracy": evaluation.Goal(0.90, "both"),
+    "exact_mask_iou": evaluation.Goal(0.85, "exact"),
+    "predicted_mask_iou": evaluation.Goal(0.85, "box"),
+    "background_psnr": evaluation.Goal(30.0, "box"),
 }
 COLOUR_TOLERANCE = (
     80  # max per-channel distance from the prompted colour (or ink) of a generated pixel
@@ -114,12 +99,12 @@ def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4
             real_images.append(scene.image)
             boxes.append(bounding_box(target.mask))
             truths.append((target.colour, target.shape))
-            yield Case(index, scene, scene.background, target.mask, target.short_caption)
+            yield evaluation.Case(index, scene, scene.background, target.mask, target.short_caption)
 
-    def generated(after: np.ndarray, case: Case) -> np.ndarray:
+    def generated(after: np.ndarray, case: evaluation.Case) -> np.ndarray:
         return generated_object(after, case.background, case.scene.target.colour)
 
-    for done in fill_both_ways(pipe, cases(), generated, steps, guidance, mask_threshold,
+    for done in evaluation.fill_both_ways(pipe, cases(), generated, steps, guidance, mask_threshold,
                                examples, keep_examples):  # fmt: skip
         background = done.case.background
         seen = np.where(done.generated[..., None], done.after, background)  # for the classifier
@@ -130,21 +115,21 @@ def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4
         )
 
     real_colours, real_shapes = CLASSIFIER.classify(classifier, real_images, boxes)
-    report: dict = report_header(n, steps, guidance, mask_threshold)
+    report: dict = evaluation.report_header(n, steps, guidance, mask_threshold)
     report["classifier_on_real_objects"] = {
-        "colour_accuracy": accuracy(real_colours, [t[0] for t in truths]),
-        "shape_accuracy": accuracy(real_shapes, [t[1] for t in truths]),
+        "colour_accuracy": evaluation.accuracy(real_colours, [t[0] for t in truths]),
+        "shape_accuracy": evaluation.accuracy(real_shapes, [t[1] for t in truths]),
     }
     for mode, rows in results.items():
         colours, shapes = CLASSIFIER.classify(classifier, [r["seen"] for r in rows], boxes)
         sq_error, count = sum(r["sq_error"] for r in rows), sum(r["count"] for r in rows)
         report[mode] = {
-            "colour_accuracy": accuracy(colours, [t[0] for t in truths]),
-            "shape_accuracy": accuracy(shapes, [t[1] for t in truths]),
-            **mask_ious(rows),
-            "background_psnr": psnr(sq_error, count),
+            "colour_accuracy": evaluation.accuracy(colours, [t[0] for t in truths]),
+            "shape_accuracy": evaluation.accuracy(shapes, [t[1] for t in truths]),
+            **evaluation.mask_ious(rows),
+            "background_psnr": evaluation.psnr(sq_error, count),
         }
-    judge(report, GOALS)
+    evaluation.judge(report, GOALS)
     if keep_examples:
         report["examples"] = examples
     return report
@@ -152,12 +137,12 @@ def evaluate(pipe, classifier, n: int = 64, steps: int = 20, guidance: float = 4
 
 def format_report(report: dict, model: str) -> str:
     real = report["classifier_on_real_objects"]
-    fields = ("colour {colour_accuracy:.3f}", "shape {shape_accuracy:.3f}", *IOU_FIELDS,
+    fields = ("colour {colour_accuracy:.3f}", "shape {shape_accuracy:.3f}", *evaluation.IOU_FIELDS,
               "background PSNR {background_psnr:.1f} dB")  # fmt: skip
     return "\n".join([
-        format_header(report, model, "test scenes"),
+        evaluation.format_header(report, model, "test scenes"),
         f"  classifier on real objects: colour {real['colour_accuracy']:.3f}, "
         f"shape {real['shape_accuracy']:.3f}",
-        *(format_mode(report, mode, fields) for mode in ("exact", "box")),
-        format_goals(report, GOALS),
+        *(evaluation.format_mode(report, mode, fields) for mode in ("exact", "box")),
+        evaluation.format_goals(report, GOALS),
     ])  # fmt: skip
