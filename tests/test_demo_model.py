@@ -11,6 +11,7 @@ import pytest
 
 from smartbrush.cli import main
 from smartbrush.commands.demo import ASSETS, photo_cases
+from smartbrush.method.masks import blur_fill
 from smartbrush.runtime.loading import load_pipeline
 
 
@@ -57,9 +58,12 @@ def test_removal_brings_back_the_photo_behind_the_object(demo_out):
     erased = load(demo_out / "removal-after.png")
     lasso = load(demo_out / "removal-mask.png", "L") >= 128
     assert np.array_equal(erased[~lasso], with_object[~lasso])
-    # closer to the photo behind it than the object was: the shipped model erases only roughly (12 dB on
-    # this case, 13.7 dB on the test scenes, below a plain blur fill: docs/results.md)
-    assert psnr(erased[lasso], truth[lasso]) > psnr(with_object[lasso], truth[lasso]) + 0.5
+    # the photo behind it, at its own resolution: no further from it than a blur fill of the same
+    # hole (20.5-22.3 dB over seeds on this case; the blur fill 17.6, the object 11.6, the model's own
+    # removal 12: docs/removal-engines.md)
+    blurred = blur_fill(with_object, lasso)
+    assert psnr(erased[lasso], truth[lasso]) >= psnr(blurred[lasso], truth[lasso]) - 2.0
+    assert psnr(erased[lasso], truth[lasso]) > psnr(with_object[lasso], truth[lasso]) + 5.0
 
 
 def test_fill_remove_from_the_command_line(tmp_path, capsys):
@@ -69,14 +73,10 @@ def test_fill_remove_from_the_command_line(tmp_path, capsys):
             "--local", "--steps", "8", "--seed", "1", "-o", str(out)]  # fmt: skip
     assert main(args) == 0
     assert out.is_file() and "wrote" in capsys.readouterr().out
-    # a model that was not trained for removal says so, in one line
-    assert main([*args[:-2], "--model", "shapes", "-o", str(tmp_path / "x.png")]) == 2
-    error = capsys.readouterr().err
-    assert "cannot remove objects" in error and "Traceback" not in error
-    assert (
-        len([line for line in error.splitlines() if "error" in line]) == 1
-    )  # one line (and tqdm's bar)
-    assert not (tmp_path / "x.png").exists()
+    # removal is the pipeline's own stage, not the weights': the shapes model, never trained for it,
+    # erases the same way
+    assert main([*args[:-2], "--model", "shapes", "-o", str(tmp_path / "x.png")]) == 0
+    assert load(tmp_path / "x.png").shape == load(out).shape
 
 
 def test_the_sampler_clips_only_what_no_photo_encodes_to():

@@ -197,14 +197,16 @@ def test_latent_model_with_removal_trains_exports_and_erases(small_world, tmp_pa
     pipe.encode_prompt = (
         lambda original: lambda prompts: seen.extend(prompts) or original(prompts)
     )(pipe.encode_prompt)
-    out = pipe(image, mask, "", seed=0, num_inference_steps=2)
-    assert "<remove>" in seen  # an empty prompt asks for removal
+    out = pipe(image, mask, "", seed=0, num_inference_steps=2, removal="model")
+    assert "<remove>" in seen  # an empty prompt asks the model for its own removal
     after = np.asarray(out.images[0])
     assert np.array_equal(after[~mask], image[~mask])
 
 
 class PerfectFiller:
     """What an ideal model does on a test scene: paints the scene's own object, or erases it exactly."""
+
+    config = {"removal_prompt": None}  # erases through the pipeline's removal only
 
     def __init__(self, world):
         self.world = world

@@ -267,8 +267,8 @@ def test_strength_skips_the_noisiest_steps_and_a_removal_starts_from_the_blur_fi
 
     steps = []
     pipe(noise_image(32, 32), hole[0, 0].numpy() > 0, "", num_inference_steps=20, seed=1,
-         callback_on_step_end=lambda p, i, t, state: steps.append(int(t)))  # fmt: skip
-    assert steps == timesteps.tolist()  # removals use the model's strength
+         removal="model", callback_on_step_end=lambda p, i, t, state: steps.append(int(t)))  # fmt: skip
+    assert steps == timesteps.tolist()  # the model's removals use the model's strength
     with pytest.raises(ValueError, match="strength must lie in"):
         pipe(noise_image(32, 32), hole[0, 0].numpy() > 0, "", strength=0)
 
@@ -283,3 +283,33 @@ def test_blur_fill_fills_only_the_hole_from_its_surroundings():
     assert filled[10, 6, 0] < 100 < filled[10, 13, 0]  # each side continues its neighbours
     with pytest.raises(ValueError, match="non-empty"):
         masks.blur_fill(image, np.zeros_like(hole))
+
+
+def test_removal_fills_the_hole_from_around_it_at_the_photos_resolution():
+    """An empty prompt erases with any model (the tiny one was never trained for it): the hole is
+    filled from its surroundings at the photo's own resolution, the photo's grain included."""
+    pipe = tiny_pipeline()
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(60, 180, 200)[None, :, None] * np.ones((160, 1, 3))
+    photo = (ramp + rng.normal(0, 12, (160, 200, 3))).clip(0, 255).astype(np.uint8)
+    with_object = photo.copy()
+    with_object[60:100, 80:130] = (230, 20, 20)
+    mask = np.zeros((160, 200), np.uint8)
+    mask[54:106, 74:136] = 255
+    out = pipe(with_object, mask, "", seed=3, num_images_per_prompt=2)
+    assert out.seeds == [3, 4]
+    hole = mask > 0
+    first, second = (np.asarray(image).astype(int) for image in out.images)
+    assert np.array_equal(first[~hole], with_object[~hole])
+    assert np.abs(first[hole].mean(0) - photo[hole].mean(0)).max() < 8  # the tone of what is behind
+    assert first[hole][:, 0].max() < 230  # no red left
+    assert first[hole].std(0).mean() > 0.35 * photo[hole].std(0).mean()  # grain, not a smear
+    assert not np.array_equal(first, second)  # a variation per seed
+    assert np.array_equal(np.asarray(out.masks[0]) > 0, hole)
+
+    rgba = np.dstack([with_object, np.full((160, 200), 77, np.uint8)])
+    assert (np.asarray(pipe(rgba, mask, "", seed=1).images[0])[..., 3] == 77).all()
+    with pytest.raises(ValueError, match="not trained for removal"):
+        pipe(with_object, mask, "", removal="model")
+    with pytest.raises(ValueError, match="nothing around it"):
+        pipe(with_object, np.full((160, 200), 255, np.uint8), "")

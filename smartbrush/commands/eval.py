@@ -27,10 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="test world (auto: shapes for 32-px pixel models, else objects)",
     )  # fmt: skip
     parser.add_argument(
-        "--removal-baseline", metavar="MODEL",
-        help="objects world: also erase with this model (e.g. shapes), as a removal baseline",
-    )  # fmt: skip
-    parser.add_argument(
         "--mask-threshold", type=float, default=0.5,
         help="the mask head's probability above which a cell is the object (the pipeline's default)",
     )  # fmt: skip
@@ -75,17 +71,12 @@ def run(args: argparse.Namespace) -> int:
 def _eval_objects(pipe, args: argparse.Namespace) -> int:
     from smartbrush.research import objects_eval
     from smartbrush.research.objects import ObjectsWorld
-    from smartbrush.runtime.loading import load_pipeline
 
     spec = objects_eval.CLASSIFIER
     classifier = spec.load(args.classifier or spec.default_path)
-    baseline = None
-    if args.removal_baseline:
-        baseline = load_pipeline(args.removal_baseline)
-        baseline.set_progress_bar_config(disable=True)
     guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
     report = objects_eval.evaluate(pipe, ObjectsWorld(), classifier, n=args.n, steps=args.steps,
-                                   guidance=guidance, removal_baseline=baseline,
+                                   guidance=guidance,
                                    mask_threshold=args.mask_threshold)  # fmt: skip
     report["model"] = args.model
     print(

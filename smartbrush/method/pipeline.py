@@ -44,12 +44,13 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput
 from scipy import ndimage
 
-from smartbrush.method import masks
+from smartbrush.method import infill, masks
 from smartbrush.method.model import has_mask_head, precision_class_labels, unet_image_channels
 from smartbrush.wire.editing import context_padding
 
 logger = logging.getLogger(__name__)
 
+REMOVALS = ("infill", "model")  # how an empty prompt erases (__call__'s `removal`)
 IMAGE_MODES = ("RGB", "RGBA", "L", "P", "I;16", "I", "LA", "1")  # what an image may come as
 MASK_MODES = ("L", "1", "I;16", "I")  # single-channel modes a mask may come as
 
@@ -193,6 +194,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         mask_threshold: float = 0.5,
         strength: float | None = None,
+        removal: str = "infill",
     ) -> tuple[PIL.Image.Image, np.ndarray]:
         """Raise ValueError for a bad argument; returns the image (RGB or RGBA) and the 8-bit mask."""
         original = _as_rgb_image(image)
@@ -213,6 +215,10 @@ class SmartBrushPipeline(DiffusionPipeline):
             raise ValueError(f"mask_threshold must lie between 0 and 1, got {mask_threshold}")
         if strength is not None and not 0.0 < float(strength) <= 1.0:
             raise ValueError(f"strength must lie in (0, 1], got {strength}")
+        if removal not in REMOVALS:
+            raise ValueError(f"removal must be one of {', '.join(REMOVALS)}, not {removal!r}")
+        if removal == "model" and not prompt.strip() and not self.config["removal_prompt"]:
+            raise ValueError('this model was not trained for removal: use removal="infill"')
         unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
@@ -475,6 +481,27 @@ class SmartBrushPipeline(DiffusionPipeline):
             object_masks.append(_full_size(object_region & (given > 0), crop, original.size))
         return images, object_masks, alphas
 
+    def remove(
+        self, original: PIL.Image.Image, given_mask: np.ndarray, seeds: list[int], precision: float
+    ) -> SmartBrushPipelineOutput:
+        """Erase what the mask covers: the hole filled from its surroundings at the photo's own
+        resolution (smartbrush.method.infill), one fill per seed; a feathered mask blends its edge."""
+        hole = given_mask > 0
+        alpha = given_mask[..., None] / 255.0
+        images = []
+        for seed in seeds:
+            result = np.array(original)
+            filled = infill.infill(result[..., :3], hole, seed)
+            mixed = (result[..., :3] * (1 - alpha) + filled[..., :3] * alpha).round()
+            result[..., :3] = np.where(hole[..., None], mixed.astype(np.uint8), result[..., :3])
+            images.append(PIL.Image.fromarray(result))
+        erased = PIL.Image.fromarray(hole.astype(np.uint8) * 255)
+        alphas = PIL.Image.fromarray(given_mask.astype(np.uint8))
+        return SmartBrushPipelineOutput(
+            images=images, masks=[erased] * len(seeds), alphas=[alphas] * len(seeds),
+            seeds=seeds, precision=precision,
+        )  # fmt: skip
+
     # -- the method -----------------------------------------------------------------------------
 
     def prepare_region(
@@ -527,30 +554,32 @@ class SmartBrushPipeline(DiffusionPipeline):
         mask_threshold: float = 0.5,
         strength: float | None = None,
         blended_sampling: bool = False,
+        removal: str = "infill",
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> SmartBrushPipelineOutput:
         """Fill `mask` in `image` with an object described by `prompt`.
 
-        precision: 0 = follow the mask's exact shape ... 1 = anywhere inside its bounding box, or
-        "auto" (a rectangle means the box, otherwise the selection's feather decides).
-        padding_mask_crop: context in pixels around the mask ("auto": half the object's larger side,
-        at least 32, the editors' rule wire.editing.context_padding; None: the whole image).
+        precision: 0 = the mask's exact shape ... 1 = anywhere inside its bounding box, or "auto".
+        padding_mask_crop: context in pixels around the mask ("auto": the editors' rule,
+        wire.editing.context_padding; None: the whole image).
         mask_blend_start: fraction of the steps after which only the predicted object mask is
         regenerated; mask_threshold: the mask head's probability cut for it (higher: smaller).
-        strength: the share of the schedule run, as in diffusers' img2img; below 1 the region starts
-        from the original, a removal from the blur-filled hole (None: 1, removals the model's own).
-        blended_sampling: the "Blended Diffusion"-style baseline: the UNet sees a text-to-image task
-        (whole-image mask) and the known region is only replaced after every step.
+        strength: the share of the schedule run, as in diffusers' img2img (None: 1; a model's removal:
+        its own); below 1 the region starts from the original, a removal from the blur-filled hole.
+        blended_sampling: the "Blended Diffusion"-style baseline (the UNet sees text-to-image).
+        removal: how an empty prompt erases: "infill" (`remove`) or "model" (a model trained for it).
         """
         names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
         original, given_mask = self.check_inputs(image, mask, prompt, precision,
                                                  num_inference_steps, num_images_per_prompt,
-                                                 names, mask_threshold, strength)  # fmt: skip
+                                                 names, mask_threshold, strength, removal)  # fmt: skip
         precision = self.resolve_precision(precision, given_mask)
         level = self.precision_level(precision)
         batch = int(num_images_per_prompt)
         seeds = _seeds(seed, generator, batch)
+        if not prompt.strip() and removal == "infill":  # erase at the photo's resolution, no model
+            return self.remove(original, given_mask, seeds, precision)
         guidance_scale = self.resolve_guidance(guidance_scale)
         guided, device = guidance_scale > 1.0, self._execution_device
 

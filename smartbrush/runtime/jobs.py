@@ -90,11 +90,6 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
             on_step(job.step, total, preview)
         return callback_kwargs
 
-    if not request["prompt"].strip() and not pipeline.is_removal(request["prompt"]):
-        raise ValueError(  # bad input, as the pipeline says it: the daemon answers bad_request
-            "the prompt is empty and this model cannot remove objects (it was not trained for "
-            "removal): type what to paint, or use the demo model"
-        )
     if job.cancel.is_set():
         raise GenerationCancelled(f"job {job.job_id} cancelled")
     started_at = time.monotonic()

@@ -316,7 +316,7 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     else:
         out["box"] = _check_box(out["box"], image["width"], image["height"])
 
-    # an empty prompt asks a model trained for removal to erase the selected object
+    # an empty prompt asks for removal: the selected object erased, the background continued
     out["prompt"] = _check_text(request.get("prompt"), "prompt", required=True)
     out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
     out["precision"] = _check_precision(out["precision"])

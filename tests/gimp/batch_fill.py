@@ -190,7 +190,7 @@ def cases(job):
         "bad-endpoint": (rectangle, dict(fill, endpoint="localhost:5737")),
         "empty-prompt": (rectangle, dict(fill, prompt="   ")),
         "gray": (feathered_ellipse, dict(fill, seed=5, gray=True)),
-        # Remove on the tiny model, which was not trained for removal: a clear message
+        # Remove on the tiny model, which was never trained for removal: it erases all the same
         "remove": (rectangle, {"procedure_name": "plug-in-smartbrush-remove", "steps": 2,
                                "endpoint": job["endpoint"]}),
         "grouped": (rectangle, dict(fill, seed=3, grouped=True)),

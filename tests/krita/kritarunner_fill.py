@@ -246,7 +246,7 @@ def __main__(args):
             "name": deep_layer.name(),
         }
 
-        # the painted object becomes the selection; Remove on a model without removal says so
+        # the painted object becomes the selection; Remove erases with any model
         doc5, middle5 = make_document(krita)
         run_case(
             "select_object",

@@ -139,7 +139,7 @@ class SmartBrushFill(Gimp.PlugIn):
             "Erase what is selected and continue the background, as a new layer",
             "Asks the SmartBrush daemon to remove the object under the selection (select it with "
             "a little margin) and adds the continued background as a new layer above the active "
-            "layer. Needs a model trained for removal (the demo model is).",
+            "layer. The hole is filled from what surrounds it, at the photo's own resolution.",
             name,
         )
         rw = GObject.ParamFlags.READWRITE

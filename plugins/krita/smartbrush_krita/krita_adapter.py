@@ -148,7 +148,7 @@ def fill_selection(
     (exact shape) ... 1 (anywhere in the box).
 
     `remove=True` erases what is selected and continues the background instead (the prompt is
-    unused; models not trained for removal say so). `select_object=True` then makes the object the
+    unused; the hole is filled from what surrounds it, with any model). `select_object=True` then makes the object the
     model painted the selection.
 
     Raises EditingError (e.g. NoSelection) for what the user can fix and smartbrush.wire.client
