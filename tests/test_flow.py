@@ -140,7 +140,10 @@ def test_remove_sends_an_empty_prompt_and_names_the_layer_removed(endpoint):
     assert prepared.request["prompt"] == ""
     # any model removes (the tiny test model was never trained for it): the hole filled from around it
     flow.place(canvas, prepared, flow.send(prepared, endpoint=endpoint))
-    assert [layer["name"] for layer in canvas.stack] == ["SmartBrush: removed (seed 2)", "Background"]
+    assert [layer["name"] for layer in canvas.stack] == [
+        "SmartBrush: removed (seed 2)",
+        "Background",
+    ]
 
 
 def test_a_bad_answer_adds_nothing():

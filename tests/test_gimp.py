@@ -269,7 +269,9 @@ def test_remove_is_its_own_procedure_and_erases_with_any_model(batch):
     [added] = [name for name in after if name not in before]
     assert added.startswith("SmartBrush: removed (seed ")
     layer = batch.canvas("remove", batch.layer("remove", added))
-    assert not (layer[..., 3][batch.selection("remove") == 0] > 0).any()  # only inside the selection
+    assert not (
+        layer[..., 3][batch.selection("remove") == 0] > 0
+    ).any()  # only inside the selection
     assert (layer[..., 3] == 255).sum() > 0
 
 
