@@ -217,6 +217,11 @@ def test_a_large_area_gets_an_upscaling_note_before_and_after_the_fill(endpoint)
     # the daemon says what its model works at, so an editor can warn from then on
     result = flow.send(flow.prepare(FakeCanvas(), FillOptions("a cat", steps=1)), endpoint=endpoint)
     assert result["resolution"] == 32
+    # a removal works at the photo's own resolution: nothing is upscaled, nothing to say
+    fill = flow.prepare(FakeCanvas(), FillOptions("a cat"))
+    removal = flow.prepare(FakeCanvas(), FillOptions("", remove=True))
+    assert flow.upscale_note_for(fill, 8) == flow.upscale_note(fill.context, 8) is not None
+    assert flow.upscale_note_for(removal, 8) is None
 
 
 def test_a_fill_is_checked_once_where_it_is_built_and_once_where_it_arrives(endpoint, monkeypatch):

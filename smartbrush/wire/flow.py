@@ -103,6 +103,13 @@ def upscale_note(area: Rect, resolution: int | None) -> str | None:
     )
 
 
+def upscale_note_for(prepared: PreparedFill, resolution: int | None) -> str | None:
+    """upscale_note for a prepared request: none for a removal, which works at the photo's resolution."""
+    if not prepared.request["prompt"].strip():
+        return None
+    return upscale_note(prepared.context, resolution)
+
+
 def send(
     prepared: PreparedFill,
     *,

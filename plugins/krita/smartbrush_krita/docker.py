@@ -188,7 +188,7 @@ class SmartBrushDocker(DockWidget):
             self._say(user_message(error))
             return
         self._pending = (canvas, prepared)
-        note = flow.upscale_note(prepared.context, self._resolution)  # computed once a fill
+        note = flow.upscale_note_for(prepared, self._resolution)  # computed once a fill
         self._note = (self._resolution, note)
         self._cancel = threading.Event()
         _focus_canvas()  # before the Fill button is disabled: Qt would hand focus to the endpoint
@@ -263,7 +263,7 @@ class SmartBrushDocker(DockWidget):
             self._resolution = result.get("resolution")  # every result says it: no extra hello
             resolution, note = self._note
             if self._resolution != resolution:  # the first fill, or the daemon serves another model
-                note = flow.upscale_note(prepared.context, self._resolution)
+                note = flow.upscale_note_for(prepared, self._resolution)
             self._say(f"Added {names}{more}.{how}" + (f" Note: {note}" if note else ""))
             self.progress.setRange(0, 1)
             self.progress.setValue(1)  # 100 %
