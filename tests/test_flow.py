@@ -146,6 +146,15 @@ def test_remove_sends_an_empty_prompt_and_names_the_layer_removed(endpoint):
     ]
 
 
+def test_remove_without_a_selection_asks_for_the_object_to_remove():
+    canvas = FakeCanvas(selection=None)
+    with pytest.raises(NoSelection) as caught:
+        flow.prepare(canvas, FillOptions("", remove=True))
+    assert str(caught.value) == editing.NO_SELECTION_TO_REMOVE_MESSAGE
+    with pytest.raises(NoSelection, match="Select the area to fill first"):
+        flow.prepare(canvas, FillOptions("a cat"))
+
+
 def test_a_bad_answer_adds_nothing():
     canvas = FakeCanvas()
     prepared = flow.prepare(canvas, FillOptions("a cat"))

@@ -153,7 +153,7 @@ def chroot_workdir(gimp_root: Path):
 
 BATCH_CASES = [
     "rectangle", "ellipse", "gray", "grouped",
-    "no-selection", "daemon-down", "bad-endpoint", "empty-prompt", "remove",
+    "no-selection", "daemon-down", "bad-endpoint", "empty-prompt", "remove", "remove-no-selection",
 ]  # fmt: skip
 
 
@@ -340,7 +340,8 @@ def test_existing_layers_are_never_modified(batch, case):
 @pytest.mark.parametrize(
     ("case", "status", "words"),
     [
-        ("no-selection", "calling-error", "Nothing is selected"),
+        ("no-selection", "calling-error", "Nothing is selected. Select the area to fill first"),
+        ("remove-no-selection", "calling-error", "Select the object to remove first"),
         ("daemon-down", "execution-error", "daemon is not answering at tcp://127.0.0.1:"),
         ("empty-prompt", "calling-error", "Describe what to paint"),
         ("bad-endpoint", "execution-error", "endpoint: 'localhost:5737' is not a daemon endpoint"),

@@ -202,6 +202,10 @@ def test_fill_selection_in_kritarunner(daemon, curve_daemon, tmp_path):
     assert no_selection["error_type"] == "NoSelection"
     assert no_selection["message"].startswith("Nothing is selected")
     unchanged_except(no_selection, set())
+    remove_without = cases["remove_no_selection"]  # Remove says what to select: the object
+    assert remove_without["error_type"] == "NoSelection"
+    assert remove_without["message"].startswith("Nothing is selected. Select the object to remove")
+    unchanged_except(remove_without, set())
 
     down_case = cases["daemon_down"]
     assert down_case["error_type"] == "DaemonUnavailable"

@@ -46,6 +46,10 @@ class NoSelection(EditingError):
 NO_SELECTION_MESSAGE = (
     "Nothing is selected. Select the area to fill first (any selection tool; soft edges are kept)."
 )
+NO_SELECTION_TO_REMOVE_MESSAGE = (
+    "Nothing is selected. Select the object to remove first, with a little margin around it "
+    "(any selection tool)."
+)
 FAINT_SELECTION_MESSAGE = (
     "The selection is too faint: no pixel is selected by 50 % or more. "
     "Select the area to fill with a stronger selection."

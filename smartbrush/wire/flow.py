@@ -72,15 +72,20 @@ class PreparedFill:
 def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None) -> PreparedFill:
     """Read the selection and the visible pixels around it; raise EditingError if there's a problem."""
     width, height = canvas.size()
-    bounds = canvas.selection_bounds()
-    if bounds is None:
-        raise NoSelection(editing.NO_SELECTION_MESSAGE)
-    # clamped to the canvas (NoSelection when nothing of it is on the canvas), then with context
-    bounds = editing.context_rect(bounds, width, height, padding=0)
-    context = editing.context_rect(bounds, width, height, padding=padding)
-    mask = editing.mask_from_selection(
-        canvas.read_selection(context), context.width, context.height
-    )
+    try:
+        bounds = canvas.selection_bounds()
+        if bounds is None:
+            raise NoSelection(editing.NO_SELECTION_MESSAGE)
+        # clamped to the canvas (NoSelection when nothing of it is on the canvas), then with context
+        bounds = editing.context_rect(bounds, width, height, padding=0)
+        context = editing.context_rect(bounds, width, height, padding=padding)
+        mask = editing.mask_from_selection(
+            canvas.read_selection(context), context.width, context.height
+        )
+    except NoSelection as error:  # said in the words of what the user is doing
+        if options.remove and str(error) == editing.NO_SELECTION_MESSAGE:
+            raise NoSelection(editing.NO_SELECTION_TO_REMOVE_MESSAGE) from None
+        raise
     image = editing.image_from_pixels(
         canvas.read_visible(context), context.width, context.height, canvas.pixel_order
     )

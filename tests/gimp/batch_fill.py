@@ -186,6 +186,8 @@ def cases(job):
                  negative_prompt="blurry"),
         ),
         "no-selection": (Gimp.Selection.none, fill),
+        "remove-no-selection": (Gimp.Selection.none, {"procedure_name": "plug-in-smartbrush-remove",
+                                                      "steps": 2, "endpoint": job["endpoint"]}),
         "daemon-down": (rectangle, dict(fill, endpoint=job["down_endpoint"])),
         "bad-endpoint": (rectangle, dict(fill, endpoint="localhost:5737")),
         "empty-prompt": (rectangle, dict(fill, prompt="   ")),

@@ -143,6 +143,9 @@ def __main__(args):
 
         doc, middle = make_document(krita)
         run_case("no_selection", doc, prompt="a red ball", endpoint=endpoint, layer=middle)
+        run_case(
+            "remove_no_selection", doc, prompt="", remove=True, endpoint=endpoint, layer=middle
+        )
 
         run_case(
             "daemon_down",

@@ -171,9 +171,12 @@ def run(procedure, run_mode, image, drawables, config, run_data):
     try:
         editing, flow, gimp_canvas = _import_smartbrush()
         canvas = gimp_canvas.GimpCanvas(image, drawables)
-        if canvas.selection_bounds() is None:  # before the dialog: no selection, no questions
-            raise UserFacingError(editing.NO_SELECTION_MESSAGE, Gimp.PDBStatusType.CALLING_ERROR)
         remove = procedure.get_name() == REMOVE_PROCEDURE  # no dialog: nothing to type
+        if canvas.selection_bounds() is None:  # before the dialog: no selection, no questions
+            message = (
+                editing.NO_SELECTION_TO_REMOVE_MESSAGE if remove else editing.NO_SELECTION_MESSAGE
+            )
+            raise UserFacingError(message, Gimp.PDBStatusType.CALLING_ERROR)
         prepared = []
 
         def inputs_problem():
