@@ -220,8 +220,10 @@ def test_no_answer_from_a_remote_or_curve_daemon_mentions_authentication():
 
 def test_a_large_area_gets_an_upscaling_note_before_and_after_the_fill(endpoint):
     assert flow.upscale_note(Rect(0, 0, 90, 60), 32) is None  # under 3x: nothing to say
-    note = flow.upscale_note(Rect(0, 0, 400, 300), 32)
-    assert note and "works at 32 px" in note and "400x300" in note and "12x" in note
+    note = flow.upscale_note(Rect(0, 0, 400, 300), 32, selection=Rect(100, 80, 200, 140))
+    # said of the selection the user made, not of the context area around it that we send
+    assert note and "works at 32 px" in note and "200x140 selection" in note and "12x" in note
+    assert "400x300" not in note
     assert flow.upscale_note(Rect(0, 0, 400, 300), None) is None  # unknown yet
     # the daemon says what its model works at, so an editor can warn from then on
     result = flow.send(flow.prepare(FakeCanvas(), FillOptions("a cat", steps=1)), endpoint=endpoint)
@@ -229,7 +231,10 @@ def test_a_large_area_gets_an_upscaling_note_before_and_after_the_fill(endpoint)
     # a removal works at the photo's own resolution: nothing is upscaled, nothing to say
     fill = flow.prepare(FakeCanvas(), FillOptions("a cat"))
     removal = flow.prepare(FakeCanvas(), FillOptions("", remove=True))
-    assert flow.upscale_note_for(fill, 8) == flow.upscale_note(fill.context, 8) is not None
+    assert fill.selection == SELECTED  # what the user selected, inside the context sent
+    note = flow.upscale_note_for(fill, 8)
+    assert note == flow.upscale_note(fill.context, 8, SELECTED) is not None
+    assert f"{SELECTED.width}x{SELECTED.height} selection" in note
     assert flow.upscale_note_for(removal, 8) is None
 
 

@@ -67,6 +67,7 @@ class PreparedFill:
 
     context: Rect
     request: dict[str, Any]
+    selection: Rect | None = None  # the selection's bounds on the canvas: what the user chose
 
 
 def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None) -> PreparedFill:
@@ -89,22 +90,25 @@ def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None)
     image = editing.image_from_pixels(
         canvas.read_visible(context), context.width, context.height, canvas.pixel_order
     )
-    return PreparedFill(context, editing.build_fill_request(image, mask, options))
+    return PreparedFill(context, editing.build_fill_request(image, mask, options), bounds)
 
 
 UPSCALE_NOTE_FACTOR = 3  # from this much upscaling on, the fill is soft enough to say so
 
 
-def upscale_note(area: Rect, resolution: int | None) -> str | None:
-    """A warning when the model, working at `resolution` px, must blow the fill up a lot."""
+def upscale_note(area: Rect, resolution: int | None, selection: Rect | None = None) -> str | None:
+    """A warning when the model, working at `resolution` px, must blow the fill of the context
+    `area` up a lot; said of the `selection` the user made (the context's margin is ours)."""
     if not resolution:
         return None
     factor = max(area.width, area.height) / resolution
     if factor < UPSCALE_NOTE_FACTOR:
         return None
+    chosen = f"this {selection.width}x{selection.height} selection" if selection else "this area"
     return (
-        f"The model works at {resolution} px: this {area.width}x{area.height} area is upscaled "
-        f"{factor:.0f}x, so fine detail will be soft (a smaller selection gives a sharper fill)."
+        f"The model works at {resolution} px: {chosen} is painted with the picture around it at "
+        f"that size, then enlarged {factor:.0f}x, so fine detail will be soft (a smaller selection "
+        "gives a sharper fill)."
     )
 
 
@@ -112,7 +116,7 @@ def upscale_note_for(prepared: PreparedFill, resolution: int | None) -> str | No
     """upscale_note for a prepared request: none for a removal, which works at the photo's resolution."""
     if not prepared.request["prompt"].strip():
         return None
-    return upscale_note(prepared.context, resolution)
+    return upscale_note(prepared.context, resolution, prepared.selection)
 
 
 def send(

@@ -24,13 +24,15 @@ def ask(procedure, config, inputs_problem, endpoint_of, describe_selection=None)
     """Show the dialog until `inputs_problem()` returns None and the daemon at `endpoint_of(config)`
     answers (the problem is shown at the top of the next dialog); False when the user cancels.
 
-    describe_selection() -> (the context area the model will see, or None; a note): read again
-    for every dialog, as the user may change the selection while it is open."""
+    describe_selection() -> (the context area the model will see, or None; the selection's bounds;
+    a note): read again for every dialog, as the user may change the selection while it is open."""
     GimpUi.init("smartbrush-fill")
     problem = None
     while True:
-        area, note = describe_selection() if describe_selection else (None, "")
-        status = "\n".join(filter(None, [daemon_status(endpoint_of(config), area), note]))
+        area, selection, note = describe_selection() if describe_selection else (None, None, "")
+        status = "\n".join(
+            filter(None, [daemon_status(endpoint_of(config), area, selection), note])
+        )
         if not _show(procedure, config, status, problem):
             return False
         endpoint = endpoint_of(config)  # the user may have changed it
@@ -49,15 +51,15 @@ def probe_daemon(endpoint):
         return None, editing.user_message(error, endpoint, editing.START_COMMAND)
 
 
-def daemon_status(endpoint, area=None):
+def daemon_status(endpoint, area=None, selection=None):
     """The dialog's first line: which daemon and model the fill will use (and a warning when the
-    model must upscale the context `area` a lot)."""
+    model must upscale the context `area` of the `selection` a lot)."""
     info, problem = probe_daemon(endpoint)
     if info is None:
         return problem
     loading = ", still loading" if info.get("loading") else ""
     size = f", works at {info['resolution']} px" if info.get("resolution") else ""
-    note = flow.upscale_note(area, info.get("resolution")) if area is not None else None
+    note = flow.upscale_note(area, info.get("resolution"), selection) if area is not None else None
     status = f"Daemon at {endpoint}: model {info['model']}{loading}{size}."
     return status + (f"\n{note}" if note else "")
 

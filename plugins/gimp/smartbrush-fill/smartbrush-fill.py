@@ -189,11 +189,12 @@ def run(procedure, run_mode, image, drawables, config, run_data):
         def describe_selection():
             bounds = canvas.selection_bounds()
             if bounds is None:  # the dialog is open: the user may have dropped the selection
-                return None, ""
+                return None, None, ""
+            selection = editing.context_rect(bounds, *canvas.size(), padding=0)  # on the canvas
             area = editing.context_rect(bounds, *canvas.size())  # what the model will see
             precision = editing.auto_precision(canvas.read_selection(area), area.width, area.height)
             described = editing.describe_precision(precision)
-            return area, f"Auto precision for this selection: {described}."
+            return area, selection, f"Auto precision for this selection: {described}."
 
         if not remove and run_mode == Gimp.RunMode.INTERACTIVE:
             import dialog
