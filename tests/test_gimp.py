@@ -327,6 +327,18 @@ def test_variations_go_into_one_group_directly_above_the_active_layer(batch):
     assert layers[first]["sha256"] != layers[second]["sha256"]  # different seeds, pictures
 
 
+def test_every_variation_gets_its_object_channel(batch):
+    """Whichever variation the user keeps, its object can be selected (Channel to Selection)."""
+    names = [channel["name"] for channel in batch["ellipse"]["channels"]]
+    assert names == [f"SmartBrush: a red ball (seed {seed}): object" for seed in (11, 12)]
+    assert not any(channel["visible"] for channel in batch["ellipse"]["channels"])
+
+
+def test_after_variations_the_group_is_active_so_the_next_fill_goes_above_it(batch):
+    assert batch["ellipse"]["selected_after"] == ["SmartBrush: a red ball (2 variations)"]
+    assert batch["rectangle"]["selected_after"] == ["SmartBrush: a red ball (seed 7)"]
+
+
 @pytest.mark.parametrize("case", BATCH_CASES)
 def test_existing_layers_are_never_modified(batch, case):
     before = {layer["name"]: layer for layer in batch[case]["before"]}

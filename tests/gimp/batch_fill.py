@@ -158,6 +158,7 @@ def case(out, tag, select, gray=False, grouped=False, **options):
         "before": before,
         "after": snapshot(image, out, f"{tag}-after"),
         "channels": channels(image, out, tag),
+        "selected_after": [layer.get_name() for layer in image.get_selected_layers()],
         "selection": save_selection(image, out, tag),
         "width": WIDTH,
         "height": HEIGHT,

@@ -61,6 +61,7 @@ class GimpCanvas:
         gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
         layer_type = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
         added = []
+        folder = None
         image.undo_group_start()
         try:
             parent, position = self.parent, self.position
@@ -82,11 +83,14 @@ class GimpCanvas:
                 layer.update(0, 0, rect.width, rect.height)
                 layer.set_visible(new.visible)
                 added.insert(0, layer)
-            if layers[0].object_mask:
-                self._add_object_channel(rect, layers[0])
+            # every variation's object, so whichever the user keeps can be selected (first on top)
+            for new in reversed(layers):
+                if new.object_mask:
+                    self._add_object_channel(rect, new)
         finally:
             image.undo_group_end()
-        image.set_selected_layers([added[0]])
+        # the group, not a variation in it, is active: the next fill goes above it, not into it
+        image.set_selected_layers([folder if folder is not None else added[0]])
         return added
 
     def _add_object_channel(self, rect, layer):
