@@ -327,6 +327,15 @@ def test_variations_go_into_one_group_directly_above_the_active_layer(batch):
     assert layers[first]["sha256"] != layers[second]["sha256"]  # different seeds, pictures
 
 
+def test_the_dialog_says_the_daemon_is_down_once(batch):
+    """After OK with the daemon stopped: the reason in bold, not again as a plain line below it."""
+    down = batch["dialog_down"]
+    assert down["problem"].startswith("The SmartBrush daemon is not answering at")
+    assert down["markup"].count("is not answering") == 1
+    assert down["markup"].startswith("<b>The SmartBrush daemon is not answering")
+    assert down["markup"].endswith("Auto precision for this selection: box.")
+
+
 def test_every_variation_gets_its_object_channel(batch):
     """Whichever variation the user keeps, its object can be selected (Channel to Selection)."""
     names = [channel["name"] for channel in batch["ellipse"]["channels"]]

@@ -230,6 +230,19 @@ def what_the_model_sees():
     return reads
 
 
+def dialog_status_with_the_daemon_down(endpoint):
+    """The dialog's status label after OK with the daemon down (GimpUi is imported, not shown)."""
+    import sys
+
+    plug_in = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-ins", "smartbrush-fill")
+    sys.path[:0] = [plug_in, os.path.join(plug_in, "vendor")]
+    import dialog
+
+    problem = dialog.probe_daemon(endpoint)[1]
+    status = "\n".join([dialog.daemon_status(endpoint), "Auto precision for this selection: box."])
+    return {"problem": problem, "markup": dialog.status_markup(status, problem)}
+
+
 def main():
     with open(os.environ["SMARTBRUSH_GIMP_JOB"]) as file:
         job = json.load(file)
@@ -239,6 +252,7 @@ def main():
         select, options = available[name]
         results[name] = case(job["out"], name, select, **options)
     results["reads"] = what_the_model_sees()
+    results["dialog_down"] = dialog_status_with_the_daemon_down(job["down_endpoint"])
     procedure = Gimp.get_pdb().lookup_procedure("plug-in-smartbrush-fill")
     results["procedure"] = {
         "menu_label": procedure.get_menu_label(),

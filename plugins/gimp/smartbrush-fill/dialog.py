@@ -64,10 +64,18 @@ def daemon_status(endpoint, area=None, selection=None):
     return status + (f"\n{note}" if note else "")
 
 
+def status_markup(status, problem=None):
+    """The status label: the problem in bold on top, then the status lines that do not repeat it
+    (with the daemon down, both say so)."""
+    if problem is None:
+        return escape(status)
+    rest = [escape(line) for line in status.split("\n") if line and line != problem]
+    return "\n".join([f"<b>{escape(problem)}</b>", *rest])
+
+
 def _show(procedure, config, status, problem):
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "SmartBrush Fill")
-    text = escape(status) if problem is None else f"<b>{escape(problem)}</b>\n{escape(status)}"
-    dialog.get_label(STATUS, text, True, False)
+    dialog.get_label(STATUS, status_markup(status, problem), True, False)
     dialog.get_spin_scale("precision", 1.0)  # a slider from exact (0) to box (1)
     dialog.get_spin_scale("guidance", 1.0)
     dialog.fill([STATUS, *FIELDS])
