@@ -4,6 +4,8 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
 
     check_inputs          every argument check, before any work
     resolve_precision     "auto" -> a number, here only (the daemon and `fill` pass "auto" through)
+    remove                an empty prompt: the hole filled from its surroundings at the image's own
+                          resolution (smartbrush.method.infill), any model, no denoising; done
     prepare_region        the region at the UNet's resolution, in three stages:
       crop_region, prepare_crop
                           a context region around the mask, resized to the model's resolution
@@ -12,7 +14,7 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
       prepare_masked_image_latents
                           the encoded x_0 * (1 - m_s)
     prepare_start         with strength < 1, what the region starts from instead of pure noise: the
-                          original for a fill, the hole filled from its surroundings for a removal
+                          original for a fill, the blur-filled hole for the model's own removal
     prepare_latents       the masked-noise start: noise inside m_s, the noised image outside
     the denoising loop    predict_noise (classifier-free guidance, predicted object mask), the scheduler's
                           step, then update_region: from an early step on only the (dilated) predicted
@@ -97,7 +99,7 @@ class SmartBrushPipeline(DiffusionPipeline):
             unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae
         )
         # the guidance a model was tuned for (shapes: 2.0, demo: 4.0); a call without guidance_scale uses it
-        # removal_prompt: the task prompt a model trained for removal takes; an empty prompt erases
+        # removal_prompt: the task prompt a model trained for removal takes (removal="model")
         # removal_strength: the strength a removal without one uses (below 1: from the blur-filled hole)
         self.register_to_config(
             num_precision_levels=num_precision_levels,
