@@ -437,6 +437,8 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
     for layer in (first, second):
         check_inside(layer, selection)
     assert variations["after_undo"] == variations["before"]
+    assert not variations["select_enabled_after_undo"]
+    assert variations["select_enabled_after_redo"]  # Ctrl+Shift+Z: the object can be selected again
 
     # Cancel: the job stops early, nothing is added
     cancel = result["cancel"]

@@ -122,10 +122,11 @@ class SmartBrushDocker(DockWidget):
         document = Krita.instance().activeDocument()
         if text.startswith("Nothing is selected") and document and document.selection():
             self._say("")
-        elif self._added and all(layer.parentNode() is None for layer in self._added):
-            self._added = []  # undone (or deleted): the message and the selectable object go too
-            self._say("")
-            self.select_button.setEnabled(False)
+        elif self._added and self._last_canvas is not None:  # undone, deleted, redone: follow them
+            present = self._last_canvas.holds(self._added)
+            if not present and self.select_button.isEnabled():
+                self._say("")  # the message spoke of them
+            self.select_button.setEnabled(present)
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
         pass

@@ -116,6 +116,17 @@ class KritaCanvas:
         self.document.setSelection(selection)
         return True
 
+    def holds(self, nodes: list) -> bool:
+        """Whether any of `nodes` hangs in this document's layer tree (undone, a group keeps its
+        children: they are not enough)."""
+        root = self.document.rootNode().uniqueId()
+        for node in nodes:
+            while node.parentNode() is not None:
+                node = node.parentNode()
+            if node.uniqueId() == root:
+                return True
+        return False
+
     def is_open(self) -> bool:
         from krita import Krita
 
