@@ -438,7 +438,16 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
         check_inside(layer, selection)
     assert variations["after_undo"] == variations["before"]
     assert not variations["select_enabled_after_undo"]
-    assert variations["select_enabled_after_redo"]  # Ctrl+Shift+Z: the object can be selected again
+    # Ctrl+Shift+Z: the layers are back, and with them what the docker says of them
+    after_redo = variations["after_redo"]
+    assert after_redo["select_enabled"] and after_redo["message"].startswith("Added ")
+    assert after_redo["bar"]["value"] == after_redo["bar"]["maximum"] == 1
+    # another image shows nothing of this fill; back in this one, all of it again
+    assert variations["in_other_image"] == {
+        "select_enabled": False, "message": "", "bar": {"value": 0, "maximum": 1, "text": False},
+        "preview": False,
+    }  # fmt: skip
+    assert variations["back_in_first_image"] == after_redo
 
     # Cancel: the job stops early, nothing is added
     cancel = result["cancel"]

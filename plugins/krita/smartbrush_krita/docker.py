@@ -12,7 +12,6 @@ import threading
 
 from krita import DockWidget, Krita
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
-from PyQt5.QtWidgets import QMdiArea
 
 from smartbrush.wire import flow, protocol
 from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
@@ -24,7 +23,7 @@ from smartbrush.wire.editing import (
     user_message,
 )
 
-from . import daemon_process, panel, settings
+from . import daemon_process, krita_adapter, panel, settings
 from .krita_adapter import CLIENT_NAME, KritaCanvas, selection_box, selection_precision
 
 DOCKER_ID = "smartbrush_docker"
@@ -63,6 +62,7 @@ class SmartBrushDocker(DockWidget):
         self._set_busy(False)
         OPEN_DOCKERS.append(self)
         self._added: list = []  # the last fill's layers, while the message speaks of them
+        self._last_fill: tuple[str, dict | None] = ("", None)  # its message and object mask
         self._resolution: int | None = None  # the model's working size, from the last result
         self._note: tuple[int | None, str | None] = (None, None)  # (for resolution, the note)
         self._selection_seen = None  # (document, selection box) the precision label shows
@@ -122,11 +122,20 @@ class SmartBrushDocker(DockWidget):
         document = Krita.instance().activeDocument()
         if text.startswith("Nothing is selected") and document and document.selection():
             self._say("")
-        elif self._added and self._last_canvas is not None:  # undone, deleted, redone: follow them
-            present = self._last_canvas.holds(self._added)
-            if not present and self.select_button.isEnabled():
-                self._say("")  # the message spoke of them
-            self.select_button.setEnabled(present)
+        elif self._added and self._last_canvas is not None:  # undone, redone, another image
+            self._show_last_fill(self._last_canvas.holds(self._added, document))
+
+    def _show_last_fill(self, shown: bool) -> None:
+        """The last fill's message, bar, mask and button, while its layers are in the active image."""
+        if shown != self.select_button.isEnabled():
+            self.select_button.setEnabled(shown)
+            self._say(self._last_fill[0] if shown else "")
+            self.progress.setTextVisible(shown)  # "100%", not "0%" (the range is 0..1 when idle)
+            self.progress.setValue(1 if shown else 0)
+            if shown and self._last_fill[1]:
+                self._show_image(self._last_fill[1])
+            else:
+                self.image.clear()
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
         pass
@@ -192,7 +201,7 @@ class SmartBrushDocker(DockWidget):
         note = flow.upscale_note_for(prepared, self._resolution)  # computed once a fill
         self._note = (self._resolution, note)
         self._cancel = threading.Event()
-        _focus_canvas()  # before the Fill button is disabled: Qt would hand focus to the endpoint
+        krita_adapter.focus_canvas()  # before Fill is disabled: Qt would give the endpoint focus
         self._set_busy(True)
         self.progress.setRange(0, 0)  # busy until the daemon reports steps
         self.image.clear()
@@ -265,7 +274,9 @@ class SmartBrushDocker(DockWidget):
             resolution, note = self._note
             if self._resolution != resolution:  # the first fill, or the daemon serves another model
                 note = flow.upscale_note_for(prepared, self._resolution)
-            self._say(f"Added {names}{more}.{how}" + (f" Note: {note}" if note else ""))
+            said = f"Added {names}{more}.{how}" + (f" Note: {note}" if note else "")
+            self._last_fill = (said, (result.get("masks") or [None])[0])
+            self._say(said)
             self.progress.setRange(0, 1)
             self.progress.setValue(1)  # 100 %
         except Exception as error:
@@ -337,12 +348,3 @@ class SmartBrushDocker(DockWidget):
         if self._fill_after_start:
             self._fill_after_start = False
             self.start_fill()
-
-
-def _focus_canvas() -> None:
-    """Give the keyboard back to the canvas, so Ctrl+Z undoes the fill and tool keys reach tools."""
-    window = Krita.instance().activeWindow()
-    area = window.qwindow().findChild(QMdiArea) if window is not None else None
-    view = area.activeSubWindow() if area is not None else None
-    if view is not None and view.widget() is not None:
-        view.widget().setFocus()

@@ -116,9 +116,11 @@ class KritaCanvas:
         self.document.setSelection(selection)
         return True
 
-    def holds(self, nodes: list) -> bool:
+    def holds(self, nodes: list, active: Any = None) -> bool:
         """Whether any of `nodes` hangs in this document's layer tree (undone, a group keeps its
-        children: they are not enough)."""
+        children: they are not enough), and, given the `active` document, this is the one."""
+        if active is None or not active == self.document:
+            return False
         root = self.document.rootNode().uniqueId()
         for node in nodes:
             while node.parentNode() is not None:
@@ -195,6 +197,18 @@ def selection_precision(document: Any) -> float | None:
         return None
     pixels = bytes(document.selection().pixelData(*box))
     return editing.auto_precision(pixels, box[2], box[3])
+
+
+def focus_canvas() -> None:
+    """Give the keyboard back to the canvas, so Ctrl+Z undoes the fill and tool keys reach tools."""
+    from krita import Krita
+    from PyQt5.QtWidgets import QMdiArea
+
+    window = Krita.instance().activeWindow()
+    area = window.qwindow().findChild(QMdiArea) if window is not None else None
+    view = area.activeSubWindow() if area is not None else None
+    if view is not None and view.widget() is not None:
+        view.widget().setFocus()
 
 
 def rect_args(rect: Rect) -> tuple[int, int, int, int]:

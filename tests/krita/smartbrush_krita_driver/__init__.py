@@ -272,7 +272,9 @@ class Driver:
             QPushButton, "smartbrush_select_object"
         ).isEnabled()
         self.case["endpoint_after_undo"] = self.widget(QLineEdit, "smartbrush_endpoint").text()
-        if self.case is self.result.get("variations"):  # redo brings the layers back, and the button
+        if self.case is self.result.get(
+            "variations"
+        ):  # redo brings the layers back, and the button
             self.app.action("edit_redo").trigger()
             QTimer.singleShot(1500, lambda: self.redone(then))
         else:
@@ -281,11 +283,32 @@ class Driver:
     @guarded
     def redone(self, then) -> None:
         self.doc.waitForDone()
-        self.case["select_enabled_after_redo"] = self.widget(
-            QPushButton, "smartbrush_select_object"
-        ).isEnabled()
+        self.case["after_redo"] = self.docker_state()
+        # another image: the docker shows nothing of this image's fill there
+        other = self.app.createDocument(W, H, "smartbrush-other", "RGBA", "U8", "", 72.0)
+        self.app.activeWindow().addView(other)
+        QTimer.singleShot(1500, lambda: self.in_other_image(other, then))
+
+    @guarded
+    def in_other_image(self, other, then) -> None:
+        self.case["in_other_image"] = self.docker_state()
+        other.setModified(False)
+        other.close()  # back to the image with the fill: its state is shown again
+        QTimer.singleShot(1500, lambda: self.back_in_first_image(then))
+
+    @guarded
+    def back_in_first_image(self, then) -> None:
+        self.case["back_in_first_image"] = self.docker_state()
         self.app.action("edit_undo").trigger()  # as it was for the cases that follow
         QTimer.singleShot(1500, then)
+
+    def docker_state(self) -> dict:
+        return {
+            "select_enabled": self.widget(QPushButton, "smartbrush_select_object").isEnabled(),
+            "message": self.message(),
+            "bar": self.bar(),
+            "preview": self.preview_shown(),
+        }
 
     def record(self, case, node) -> None:
         self.doc.waitForDone()
