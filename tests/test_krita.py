@@ -492,6 +492,11 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
     assert closed["running_after"] == 0 and closed["seconds_to_stop"] < 10, closed
     assert closed["bar"]["text"] is False
 
+    # that daemon killed from outside: reaped (no zombie), Stop gone, Start offered, and said
+    killed = result["killed_outside"]
+    assert killed["reaped"] and not killed["stop_visible"] and killed["start_visible"]
+    assert killed["message"].startswith("The daemon SmartBrush started was killed (signal 9)")
+
     # Krita quit (File > Quit): the daemon its docker started stopped with it
     assert len(started_pids) == 2, started_pids
     assert not still_running, f"started daemons still running after Krita quit: {still_running}"

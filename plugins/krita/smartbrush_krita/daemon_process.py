@@ -45,6 +45,18 @@ def stop(process: subprocess.Popen) -> bool:
     return True
 
 
+def ended(process: subprocess.Popen) -> str | None:
+    """None while it runs; once it has exited (killed from outside, say), what to tell the user.
+    Asking reaps it: no zombie is left under Krita."""
+    code = process.poll()
+    if code is None:
+        return None
+    if process in STARTED:
+        STARTED.remove(process)
+    how = f"was killed (signal {-code})" if code < 0 else f"exited (code {code})"
+    return f"The daemon SmartBrush started {how}. Press Start daemon to start it again."
+
+
 def stop_all() -> None:
     """Stop every daemon this plugin started: connected to Krita's quit (the dockers are gone by
     then, so this lives here, not in a docker)."""

@@ -58,7 +58,8 @@ class SmartBrushDocker(DockWidget):
         self._signals.failed.connect(self._on_failed)
         self._signals.daemon_ready.connect(self._on_daemon_ready)
         self._build_ui()
-        self._load_settings()
+        settings.load(self)
+        self._update_precision_label()
         self._set_busy(False)
         OPEN_DOCKERS.append(self)
         self._added: list = []  # the last fill's layers, while the message speaks of them
@@ -113,6 +114,11 @@ class SmartBrushDocker(DockWidget):
         running fill was closed (then its job is cancelled); and the selection's auto precision."""
         if self.auto_precision.isChecked():
             self._show_auto_precision()
+        if self._daemon is not None and (ended := daemon_process.ended(self._daemon)):
+            self._daemon = None  # killed from outside, say: reaped, and said
+            self.stop_button.hide()
+            self.start_button.show()
+            self._say(ended)
         if self._pending is not None:
             if not self._pending[0].is_open() and not self._cancel.is_set():
                 self._cancel.set()
@@ -141,13 +147,6 @@ class SmartBrushDocker(DockWidget):
         pass
 
     # --- settings (kept in kritarc) ------------------------------------------------------------
-    def _load_settings(self) -> None:
-        settings.load(self)
-        self._update_precision_label()
-
-    def _save_settings(self) -> None:
-        settings.save(self)
-
     def _options(self, remove: bool = False) -> FillOptions:
         return FillOptions(
             self.prompt.text(),
@@ -182,7 +181,7 @@ class SmartBrushDocker(DockWidget):
             self._say("A fill is already running; wait for it or press Cancel.")
             return
         self.start_button.hide()
-        self._save_settings()
+        settings.save(self)
         if problem := endpoint_problem(self.endpoint.text()):
             self._say(problem)
             return
@@ -308,7 +307,7 @@ class SmartBrushDocker(DockWidget):
     def start_daemon(self) -> None:
         """Run the configured start command, wait for the daemon's hello, then fill."""
         self.start_button.hide()
-        self._save_settings()
+        settings.save(self)
         command = self.start_command.text().strip()
         try:
             process = daemon_process.start(command)

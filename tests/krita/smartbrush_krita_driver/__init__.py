@@ -25,6 +25,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import time
 import traceback
@@ -439,9 +440,27 @@ class Driver:
             case["running_after"] = jobs
             case["seconds_to_stop"] = round(time.monotonic() - started, 2)
             case["bar"] = self.bar()
-            self.quit()
+            self.kill_from_outside()
 
         self.wait(lambda: self.message().startswith("Step "), lambda: close(self), "progress")
+
+    @guarded
+    def kill_from_outside(self) -> None:
+        """The daemon the docker started is killed by someone else: the docker notices."""
+        pid = started_pids()[-1]
+        os.kill(pid, signal.SIGKILL)
+
+        @guarded
+        def noticed(self) -> None:
+            self.result["killed_outside"] = {
+                "reaped": not os.path.exists(f"/proc/{pid}"),  # no zombie under Krita
+                "stop_visible": self.widget(QPushButton, "smartbrush_stop_daemon").isVisible(),
+                "start_visible": self.widget(QPushButton, "smartbrush_start_daemon").isVisible(),
+                "message": self.message(),
+            }
+            self.quit()
+
+        QTimer.singleShot(2000, lambda: noticed(self))
 
     def quit(self) -> None:
         """Write the result, then leave through Krita's own quit (the docker stops its daemon)."""
