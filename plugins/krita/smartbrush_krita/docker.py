@@ -135,7 +135,8 @@ class SmartBrushDocker(DockWidget):
         """The last fill's message, bar, mask and button, while its layers are in the active image."""
         if shown != self.select_button.isEnabled():
             self.select_button.setEnabled(shown)
-            self._say(self._last_fill[0] if shown else "")
+            if shown or self.message.text() == self._last_fill[0]:  # not another message
+                self._say(self._last_fill[0] if shown else "")
             self.progress.setTextVisible(shown)  # "100%", not "0%" (the range is 0..1 when idle)
             self.progress.setValue(1 if shown else 0)
             if shown and self._last_fill[1]:
