@@ -78,8 +78,11 @@ def load_pipeline(
 def _load(name: str) -> SmartBrushPipeline:
     from smartbrush.runtime import conversion as convert
 
-    if name in EMBEDDED_MODELS:
-        return _embedded(name)
+    if name in EMBEDDED_MODELS:  # a folder like any other; its index names no text encoder
+        folder = EMBEDDED_MODELS[name]
+        if not (folder / "model_index.json").is_file():
+            raise ModelLoadError(f"the {name} model is not installed (expected it in {folder})")
+        name = str(folder)
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix.lower() not in convert.SINGLE_FILE_SUFFIXES:
@@ -125,20 +128,6 @@ def _from_index(index: dict, source: str) -> SmartBrushPipeline:
 
         kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
     return _from_pretrained(SmartBrushPipeline, source, source, **kwargs)
-
-
-def _embedded(name: str) -> SmartBrushPipeline:
-    """A shipped model, with MiniLM (not stored with it) as its text encoder."""
-    from smartbrush.method.pipeline import SmartBrushPipeline
-    from smartbrush.method.text import load_minilm
-
-    folder = EMBEDDED_MODELS[name]
-    if not (folder / "model_index.json").exists():
-        raise ModelLoadError(f"the {name} model is not installed (expected it in {folder})")
-    tokenizer, text_encoder = load_minilm()
-    return _from_pretrained(
-        SmartBrushPipeline, str(folder), name, tokenizer=tokenizer, text_encoder=text_encoder
-    )
 
 
 def _from_pretrained(cls, source: str, name: str, **kwargs) -> SmartBrushPipeline:
