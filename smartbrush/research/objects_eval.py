@@ -186,7 +186,8 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
         removal_blur.add(masks.blur_fill(scene.image, lasso), scene.background, lasso)
         if erases_itself:  # the model's own erasing at its resolution, beside the pipeline's infill
             out = pipe(scene.image, lasso, "", precision=0.0, seed=index, num_inference_steps=steps,
-                       guidance_scale=guidance, removal="model")  # fmt: skip
+                       guidance_scale=guidance, mask_threshold=mask_threshold,
+                       removal="model")  # fmt: skip
             removal_model.add(np.asarray(out.images[0].convert("RGB")), scene.background, lasso)
 
     # colour words: coloured shapes asked for with held-out paraphrases and colour words
