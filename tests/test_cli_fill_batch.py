@@ -58,6 +58,23 @@ def test_local_fill_gives_the_daemons_pixels(daemon, files, monkeypatch, tiny_mo
     assert np.abs(remote - local).max() <= 1  # the same weights (tiny_pipeline(seed=0)) and seed
 
 
+def test_detail_reaches_the_pipeline_and_is_checked(files, capsys, tiny_model_dir):
+    """--detail off resamples the tiny model's 32-px fill to the 64-px crop; fast super-resolves it."""
+    common = ["fill", str(files / "scene.png"), "--mask", str(files / "mask.png"), "--prompt", "a cat",
+              "--steps", "2", "--seed", "3", "--local", "--model", tiny_model_dir]  # fmt: skip
+    for level in ("off", "fast"):
+        assert main([*common, "--detail", level, "-o", str(files / f"{level}.png")]) == 0
+    off, fast = (
+        np.asarray(Image.open(files / f"{level}.png"), dtype=int) for level in ("off", "fast")
+    )
+    outside = np.asarray(Image.open(files / "mask.png")) == 0
+    assert (off[outside] == fast[outside]).all() and (off != fast).any()
+    with pytest.raises(SystemExit) as exit_:
+        main([*common, "--detail", "sharp", "-o", str(files / "x.png")])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'sharp'" in capsys.readouterr().err
+
+
 def test_fill_without_a_daemon_says_what_to_do(files, capsys):
     code = main(
         ["fill", str(files / "scene.png"), "-o", str(files / "x.png"), "--box", "1,1,8,8", "--prompt", "x",

@@ -58,7 +58,9 @@ def test_background_preservation_limits_changes_to_the_object_mask(tiny_pixel_pi
     image = noise_image(64, 64)
     box = np.zeros((64, 64), np.uint8)
     box[8:56, 8:56] = 255
-    kwargs = dict(precision=1.0, num_inference_steps=4, seed=2)
+    # the bound is on the latent cells the sampler regenerates; pixel_precise_mask refines the mask
+    # that is output within them (test_the_pixel_precise_mask_stays_within_a_cell_of_the_cells)
+    kwargs = dict(precision=1.0, num_inference_steps=4, seed=2, pixel_precise_mask=False)
     kept = pipe(image, box, "a blue heart", preserve_background=True, **kwargs)
     free = pipe(image, box, "a blue heart", preserve_background=False, **kwargs)
     predicted = np.asarray(kept.masks[0]) > 0

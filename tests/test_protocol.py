@@ -96,6 +96,8 @@ def test_validate_fill_fills_in_defaults():
     assert request["steps"] == 20 and request["variations"] == 1 and request["seed"] is None
     assert request["mask"] is None and request["box"] == [1, 2, 10, 8]
     assert request["image"]["width"] == 64
+    assert request["detail"] == "fast"  # measured: benchmarks/canvas_scale.py
+    assert validate_fill(fill(detail="off"))["detail"] == "off"
 
 
 def test_validate_fill_accepts_a_soft_mask_and_png_images():
@@ -133,6 +135,8 @@ def test_validate_fill_accepts_a_soft_mask_and_png_images():
         ({"mask": ellipse_mask()}, protocol.BAD_REQUEST, "exactly one of mask and box"),
         ({"seeed": 4}, protocol.BAD_REQUEST, "seeed"),
         ({"preview_interval": -1}, protocol.BAD_REQUEST, "preview_interval"),
+        ({"detail": "sharp"}, protocol.BAD_REQUEST, "detail must be one of off, fast, best"),
+        ({"detail": None}, protocol.BAD_REQUEST, "detail"),
     ],
 )
 def test_validate_fill_names_the_bad_field(fields, code, words):

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 BATCH_KEYS = {
-    "image", "mask", "box", "prompt", "negative_prompt", "precision", "seed", "steps", "guidance", "output",
+    "image", "mask", "box", "prompt", "negative_prompt", "precision", "seed", "steps", "guidance",
+    "detail", "output",
 }  # fmt: skip
 
 
@@ -54,7 +55,7 @@ def parse_batch_line(
     filling.check_writable_image_path(Path(output))
     options = {
         key: entry.get(key, defaults.get(key))
-        for key in ("negative_prompt", "precision", "seed", "steps", "guidance")
+        for key in ("negative_prompt", "precision", "seed", "steps", "guidance", "detail")
     }
     mask = base / entry["mask"] if isinstance(entry.get("mask"), str) else None
     if "mask" in entry and mask is None:
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "steps": args.steps,
         "guidance": args.guidance,
+        "detail": args.detail,
     }
     base = args.manifest.resolve().parent
     entries = [

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance=args.guidance,
         seed=args.seed,
+        detail=args.detail,
         variations=args.variations,
     )
     backend = filling.open_backend(args)

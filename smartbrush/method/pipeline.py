@@ -20,6 +20,9 @@ The stages of `SmartBrushPipeline.__call__`, in order (training builds its UNet 
                           step, then update_region: from an early step on only the (dilated) predicted
                           mask m_hat is regenerated, the rest is reset to the noised background:
                           x_t <- x_t * m_hat + noised(x_0, t) * (1 - m_hat)
+    upscale_fill          the fill at the crop's pixel size: super-resolved (Real-ESRGAN,
+                          smartbrush.method.detail) where the crop is larger than the model's resolution
+    refine_object_mask    the predicted object mask at the crop's pixel size, snapped to the fill's edges
     paste                 back into the original image with a soft edge, only inside the given mask,
                           and (precision level > 0) outside the predicted object only where the fill
                           changed the picture: where it matches the autoencoder's round trip of the
@@ -47,6 +50,7 @@ from diffusers.utils import BaseOutput
 from scipy import ndimage
 
 from smartbrush.method import infill, masks
+from smartbrush.method.detail import DEFAULT_DETAIL, DETAILS, upscale
 from smartbrush.method.model import has_mask_head, precision_class_labels, unet_image_channels
 from smartbrush.wire.editing import context_padding
 
@@ -197,6 +201,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         mask_threshold: float = 0.5,
         strength: float | None = None,
         removal: str = "infill",
+        detail: str = DEFAULT_DETAIL,
     ) -> tuple[PIL.Image.Image, np.ndarray]:
         """Raise ValueError for a bad argument; returns the image (RGB or RGBA) and the 8-bit mask."""
         original = _as_rgb_image(image)
@@ -219,6 +224,8 @@ class SmartBrushPipeline(DiffusionPipeline):
             raise ValueError(f"strength must lie in (0, 1], got {strength}")
         if removal not in REMOVALS:
             raise ValueError(f"removal must be one of {', '.join(REMOVALS)}, not {removal!r}")
+        if detail not in DETAILS:
+            raise ValueError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
         if removal == "model" and not prompt.strip() and not self.config["removal_prompt"]:
             raise ValueError('this model was not trained for removal: use removal="infill"')
         unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
@@ -453,9 +460,13 @@ class SmartBrushPipeline(DiffusionPipeline):
         object_mask: torch.Tensor,
         crop: tuple[int, int, int, int],
         x0: torch.Tensor | None = None,
+        detail: str = DEFAULT_DETAIL,
+        pixel_precise_mask: bool = True,
     ) -> tuple[list[PIL.Image.Image], list[PIL.Image.Image], list[PIL.Image.Image]]:
-        """Decode the results and paste each into the original with a soft edge, only inside the given
-        mask; returns (images, full-size object masks, full-size paste alphas).
+        """Decode the results, bring each to the crop's size (`upscale_fill`) with its object's mask
+        (`refine_object_mask`, or the latent cells without pixel_precise_mask) and paste it into the original
+        with a soft edge, only inside the given mask; returns (images, full-size object masks,
+        full-size paste alphas).
 
         x0: the encoded original crop. Given, the region around the predicted object is pasted only
         where the result differs from x0's own decoding: there the model redrew the background as it
@@ -472,16 +483,65 @@ class SmartBrushPipeline(DiffusionPipeline):
         images, object_masks, alphas = [], [], []
         for k in range(len(generated)):
             region = _upsample_mask(m_hat[k, 0], crop)
-            object_region = _upsample_mask(object_mask[k, 0], crop)
+            patch = self.upscale_fill(generated[k], crop, region, detail)
+            if pixel_precise_mask:
+                object_region = self.refine_object_mask(object_mask[k, 0], patch, region)
+            else:
+                object_region = _upsample_mask(object_mask[k, 0], crop)
+            # the object lies inside the given mask: latent cells at its edge must not spill past it
+            object_region &= given > 0
             alpha = _soft_edge(region) * (given / 255.0)
             if round_trip is not None:
                 changed = _changed_by_fill(generated[k], round_trip, crop)
                 alpha *= np.where(object_region, 1.0, changed)
-            images.append(_paste(original, generated[k], crop, alpha))
+            images.append(_paste(original, patch, crop, alpha))
             alphas.append(_full_size(alpha, crop, original.size, scale=255))
-            # the object lies inside the given mask: latent cells at its edge must not spill past it
-            object_masks.append(_full_size(object_region & (given > 0), crop, original.size))
+            object_masks.append(_full_size(object_region, crop, original.size))
         return images, object_masks, alphas
+
+    def upscale_fill(
+        self,
+        generated: np.ndarray,
+        crop: tuple[int, int, int, int],
+        pasted: np.ndarray,
+        detail: str,
+    ) -> np.ndarray:
+        """The fill (model resolution, RGB in [0, 1]) at the crop's pixel size, 0..255, where `pasted`:
+        only that box is brought to size, by a super-resolution model when the crop is larger than the
+        model's resolution (smartbrush.method.detail; "off": bicubic resampling)."""
+        patch = np.zeros((*pasted.shape, 3))
+        bounds = masks.bounding_box(pasted)
+        if bounds is None:
+            return patch
+        x, y, width, height = bounds
+        scale_x, scale_y = (
+            generated.shape[1] / pasted.shape[1],
+            generated.shape[0] / pasted.shape[0],
+        )
+        source = (x * scale_x, y * scale_y, (x + width) * scale_x, (y + height) * scale_y)
+        fill = (generated * 255).round().astype(np.uint8)
+        patch[y : y + height, x : x + width] = upscale(fill, (width, height), detail, source)
+        return patch
+
+    def refine_object_mask(
+        self, object_mask: torch.Tensor, patch: np.ndarray, region: np.ndarray
+    ) -> np.ndarray:
+        """The predicted object mask (latent cells) at the crop's pixel size (that of `region`, where
+        the fill is pasted), its edges snapped onto the fill's own within one cell
+        (masks.snap_to_edges, `patch` the fill at that size, 0..255)."""
+        height, width = region.shape
+        soft = F.interpolate(object_mask[None, None].float(), size=(height, width), mode="bilinear")
+        soft = soft[0, 0].cpu().numpy()
+        bounds = masks.bounding_box(region)
+        if bounds is None:
+            return np.zeros_like(region)
+        x, y, box_width, box_height = bounds
+        window = (slice(y, y + box_height), slice(x, x + box_width))
+        cell = max(1, round(width / object_mask.shape[-1]))
+        refined = np.zeros_like(region)
+        snapped = masks.snap_to_edges(soft[window], patch[window] / 255, cell, MASK_EDGE_EPS)
+        refined[window] = snapped >= 0.5
+        return refined & region
 
     def remove(
         self, original: PIL.Image.Image, given_mask: np.ndarray, seeds: list[int], precision: float
@@ -557,6 +617,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         strength: float | None = None,
         blended_sampling: bool = False,
         removal: str = "infill",
+        detail: str = DEFAULT_DETAIL,
+        pixel_precise_mask: bool = True,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> SmartBrushPipelineOutput:
@@ -571,11 +633,13 @@ class SmartBrushPipeline(DiffusionPipeline):
         its own); below 1 the region starts from the original, a removal from the blur-filled hole.
         blended_sampling: the "Blended Diffusion"-style baseline (the UNet sees text-to-image).
         removal: how an empty prompt erases: "infill" (`remove`) or "model" (a model trained for it).
+        detail: "off" (resampled), "fast" or "best" (super-resolved) for a fill larger than the model's
+        resolution; pixel_precise_mask: the object's mask to the pixel (else in latent cells).
         """
         names = callback_on_step_end_tensor_inputs or self._callback_tensor_inputs
-        original, given_mask = self.check_inputs(image, mask, prompt, precision,
-                                                 num_inference_steps, num_images_per_prompt,
-                                                 names, mask_threshold, strength, removal)  # fmt: skip
+        original, given_mask = self.check_inputs(image, mask, prompt, precision, num_inference_steps,
+                                                 num_images_per_prompt, names, mask_threshold,
+                                                 strength, removal, detail)  # fmt: skip
         precision = self.resolve_precision(precision, given_mask)
         level = self.precision_level(precision)
         batch = int(num_images_per_prompt)
@@ -611,24 +675,23 @@ class SmartBrushPipeline(DiffusionPipeline):
             object_mask = self.predict_object_mask(mask_logits, text_effect, m_s, guided,
                                                    mask_threshold)  # fmt: skip
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
-            latents, m_hat = self.update_region(
-                latents, object_mask, m_s, m_hat, x0, noise, timesteps[i + 1 : i + 2],
-                i >= refine_from, mask_dilation,
-            )  # fmt: skip
+            latents, m_hat = self.update_region(latents, object_mask, m_s, m_hat, x0, noise,
+                                                timesteps[i + 1 : i + 2], i >= refine_from,
+                                                mask_dilation)  # fmt: skip
             if callback_on_step_end is not None:
-                latents = self.step_callback(
-                    callback_on_step_end, i, t, names, latents, object_mask
-                )
+                latents = self.step_callback(callback_on_step_end, i, t, names, latents, object_mask)  # fmt: skip
 
         # the round trip of x_0 keeps unchanged pixels; not at level 0, where the mask is the shape
-        images, object_masks, alphas = self.paste(original, given_mask, latents, m_hat, object_mask, crop,
-                                                  x0 if preserve_background and level else None)  # fmt: skip
+        kept = x0 if preserve_background and level else None
+        images, object_masks, alphas = self.paste(original, given_mask, latents, m_hat, object_mask,
+                                                  crop, kept, detail, pixel_precise_mask)  # fmt: skip
         self.maybe_free_model_hooks()
-        return SmartBrushPipelineOutput(
-            images=images, masks=object_masks, alphas=alphas, seeds=seeds, precision=precision
-        )
+        return SmartBrushPipelineOutput(images, object_masks, alphas, seeds, precision)
 
 
+MASK_EDGE_EPS = (
+    1e-3  # refine_object_mask: how strong a colour edge must be to move the mask onto it
+)
 COMPAT_MASK_THRESHOLD = 0.5  # DiffEdit's threshold on the normalised noise difference
 
 
@@ -748,17 +811,12 @@ def _soft_edge(region: np.ndarray) -> np.ndarray:
 
 
 def _paste(
-    original: PIL.Image.Image, generated: np.ndarray, crop, alpha: np.ndarray
+    original: PIL.Image.Image, patch: np.ndarray, crop, alpha: np.ndarray
 ) -> PIL.Image.Image:
-    """Blend the generated crop into a copy of the original; pixels with alpha 0 stay bit-identical."""
+    """Blend the crop-sized patch (0..255) into a copy of the original; pixels with alpha 0 stay
+    bit-identical."""
     x1, y1, x2, y2 = crop
     result = np.array(original)
-    patch = np.asarray(
-        PIL.Image.fromarray((generated * 255).round().astype(np.uint8)).resize(
-            (x2 - x1, y2 - y1), PIL.Image.Resampling.BICUBIC
-        ),
-        dtype=np.float64,
-    )
     target = result[y1:y2, x1:x2, :3]
     blended = (target * (1 - alpha[..., None]) + patch * alpha[..., None]).round().astype(np.uint8)
     result[y1:y2, x1:x2, :3] = np.where(alpha[..., None] > 0, blended, target)

@@ -105,6 +105,7 @@ def run_job(pipeline: Any, job: FillJob, on_step: StepCallback | None = None) ->
         guidance_scale=request["guidance"],
         seed=request["seed"],
         num_images_per_prompt=request["variations"],
+        detail=request["detail"],
         callback_on_step_end=step_end,
     )
     run_seconds = time.perf_counter() - start

@@ -31,7 +31,7 @@ CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
 
 PROMPT_CHARS_IN_NAME = 40
-NUMERIC_OPTIONS = ("steps", "guidance", "seed", "variations", "preview_interval")
+CHECKED_OPTIONS = ("steps", "guidance", "seed", "variations", "preview_interval", "detail")
 MIN_CONTEXT_PADDING = 32  # pixels of context around a selection, at least
 
 
@@ -105,6 +105,7 @@ class FillOptions:
     seed: int | None = _default("seed")
     variations: int = _default("variations")
     preview_interval: int = _default("preview_interval")
+    detail: str = _default("detail")
 
 
 # --- geometry ------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
         "prompt": prompt,
         "negative_prompt": " ".join((options.negative_prompt or "").split()) or None,
         "precision": check_precision(options.precision),
-        **{name: getattr(options, name) for name in NUMERIC_OPTIONS},
+        **{name: getattr(options, name) for name in CHECKED_OPTIONS},
     }
     try:
         protocol.validate_fill({"type": protocol.FILL, **request})

@@ -85,6 +85,7 @@ MAX_REPLY_BYTES = 5 * MAX_OUTPUT_PIXELS + (1 << 20)
 CHANNELS = {"RGB": 3, "RGBA": 4, "L": 1}
 MASK_SELECTED = 128  # a mask (or selection) pixel of this value or more is selected
 PRECISION_AUTO = "auto"
+DETAILS = ("off", "fast", "best")  # the `detail` option: smartbrush.method.detail
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class FillOption:
     low: float = 0  # the range of a number (unused for str)
     high: float = 0
     help: str = ""
+    choices: tuple[str, ...] = ()  # a str option's allowed values (empty: free text)
 
 
 FILL_OPTIONS: dict[str, FillOption] = {
@@ -118,6 +120,12 @@ FILL_OPTIONS: dict[str, FillOption] = {
         FillOption("variations", int, 1, 1, MAX_VARIATIONS, "how many results"),
         FillOption(
             "preview_interval", int, 0, 0, MAX_STEPS, "send a preview every N steps; 0: none"
+        ),
+        FillOption(
+            "detail", str, "fast",
+            help="how a fill larger than the model's resolution is brought to size: off = resampled, "
+            "fast or best = a super-resolution model (Real-ESRGAN)",
+            choices=DETAILS,
         ),
     )
 }  # fmt: skip
@@ -320,7 +328,7 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     out["prompt"] = _check_text(request.get("prompt"), "prompt", required=True)
     out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
     out["precision"] = _check_precision(out["precision"])
-    for name in ("steps", "guidance", "seed", "variations", "preview_interval"):
+    for name in ("steps", "guidance", "seed", "variations", "preview_interval", "detail"):
         out[name] = check_option(name, out[name])
     if out["variations"] * image["width"] * image["height"] > MAX_OUTPUT_PIXELS:
         raise ProtocolError(
@@ -341,10 +349,17 @@ def check_mask_selected(mask: dict[str, Any] | None) -> None:
 
 
 def check_option(name: str, value: Any) -> Any:
-    """A numeric fill option checked against FILL_OPTIONS (None stays None where that is the default)."""
+    """A fill option with a range or choices, checked against FILL_OPTIONS (None stays None where that
+    is the default)."""
     option = FILL_OPTIONS[name]
     if value is None and option.default is None:
         return None
+    if option.choices:
+        if value not in option.choices:
+            raise ProtocolError(
+                BAD_REQUEST, f"{name} must be one of {', '.join(option.choices)}, not {value!r}"
+            )
+        return value
     if option.kind is int:
         return _check_int(value, name, int(option.low), int(option.high))
     return _check_float(value, name, option.low, option.high)
