@@ -4,8 +4,11 @@ The demo model (objects world) fills held-out photos shipped in smartbrush/demo_
 exact mask (precision 0) and its bounding box (precision 1), and erases a pasted object (empty prompt):
 
     before.png, mask.png, after.png (exact), after-box.png, box-mask.png, predicted-mask.png (box fill),
-    predicted-mask-exact.png, removal-before.png, removal-mask.png, removal-after.png
+    predicted-mask-exact.png, removal-before.png, removal-mask.png, removal-after.png,
+    large-after.png, large-after-off.png (a box larger than the model's 128 px: its fill with the
+    detail stage, and resampled)
     grid.png          every case: photo | mask | fill | predicted mask | box | fill | predicted mask,
+                      the large box: photo | box | resampled fill | detail fill | its predicted mask,
                       and the removal: photo with the object | lasso | erased
 
 With `--model shapes` (the 32 x 32 shapes world) the PNGs are enlarged (nearest neighbour, --scale) so the
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from smartbrush.method.detail import DEFAULT_DETAIL
 from smartbrush.research import world
 
 # (test scene, prompt): mostly the mask's own shape in another colour; the last rows ask for another
@@ -101,6 +105,28 @@ def _load(name: str, mode: str) -> np.ndarray:
         return np.asarray(image.convert(mode))
 
 
+# a box about 1.6x the model's resolution, whose context crop is about 2.5x: fills at canvas scale
+LARGE_FILL = {"image": "photo-2.jpg", "box": (92, 28, 200, 200), "prompt": "a sunflower"}
+
+
+def large_fill(pipe, out: Path, seed: int, steps: int) -> list[np.ndarray]:
+    """The large box filled with the detail stage (the default) and resampled (detail="off")."""
+    image = _load(LARGE_FILL["image"], "RGB")
+    x, y, width, height = LARGE_FILL["box"]
+    box = np.zeros(image.shape[:2], bool)
+    box[y : y + height, x : x + width] = True
+    fills = {
+        detail: pipe(image, box, LARGE_FILL["prompt"], precision=1.0, seed=seed,
+                     num_inference_steps=steps, detail=detail)
+        for detail in ("off", DEFAULT_DETAIL)
+    }  # fmt: skip
+    save_scaled(np.asarray(fills["off"].images[0]), out / "large-after-off.png", 1)
+    detailed = fills[DEFAULT_DETAIL]
+    save_scaled(np.asarray(detailed.images[0]), out / "large-after.png", 1)
+    return [image, box, np.asarray(fills["off"].images[0]), np.asarray(detailed.images[0]),
+            np.asarray(detailed.masks[0])]  # fmt: skip
+
+
 def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid: bool) -> list[str]:
     """Fills on held-out photos (exact mask and box) and a removal; returns the files written."""
     from smartbrush.method.masks import box_mask
@@ -121,6 +147,7 @@ def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid:
                 save_scaled(array, out / f"{name}.png", 1)
             first_prompt = text
         rows.append(row)
+    rows.append(large_fill(pipe, out, seed, steps))
     case = cases["removal"]
     image, lasso = _load(case["image"], "RGB"), _load(case["mask"], "L") >= 128
     removed = pipe(image, lasso, "", precision=0.0, seed=seed, num_inference_steps=steps)
@@ -129,7 +156,7 @@ def photo_demo(pipe, out: Path, prompt: str | None, seed: int, steps: int, grid:
     save_scaled(np.asarray(removed.images[0]), out / "removal-after.png", 1)
     rows.append([image, lasso, np.asarray(removed.images[0])])
     files = ["before.png", "mask.png", "after.png", "after-box.png", "predicted-mask.png",
-             "removal-after.png"]  # fmt: skip
+             "large-after.png", "removal-after.png"]  # fmt: skip
     if grid:
         world.render_grid(rows, scale=1).save(out / "grid.png")
         files.append("grid.png")
