@@ -271,7 +271,7 @@ def test_endpoint_from_environment(monkeypatch):
     assert Client().endpoint == "tcp://127.0.0.1:1234"
     assert Client("ipc:///tmp/x").endpoint == "ipc:///tmp/x"
     monkeypatch.delenv("SMARTBRUSH_ENDPOINT")
-    assert Client().endpoint == protocol.DEFAULT_ENDPOINT
+    assert Client().endpoint == protocol.default_endpoint()
 
 
 # --- security -------------------------------------------------------------------------------------

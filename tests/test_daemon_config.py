@@ -23,7 +23,7 @@ def clean_environment(monkeypatch, tmp_path):
 
 def test_defaults():
     settings = settings_for([])
-    assert settings.endpoint == "tcp://127.0.0.1:5737"
+    assert settings.endpoint == ""  # the user's own socket: protocol.default_endpoint()
     assert (settings.model, settings.device, settings.dtype, settings.max_queue) == (
         "demo",
         "auto",

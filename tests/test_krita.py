@@ -37,6 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "krita"
 KRITA_HOME = REPO / ".cache" / "krita-test-home"
 W, H = 160, 120  # the documents the scripts make
+# both packages of this checkout (smartbrush, daemon/smartbrushd) before any installed copy
+CHECKOUT_PATH = os.pathsep.join([str(REPO), str(REPO / "daemon")])
 
 pytestmark = [
     pytest.mark.editor,
@@ -73,16 +75,26 @@ def krita_env(pythonpath: str = "", **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def daemon(tiny_model_dir):
+def runtime_dir(tmp_path_factory) -> Path:
+    """The user's session folder ($XDG_RUNTIME_DIR) shared by the daemon and Krita, as a desktop
+    session gives both: the daemon's default socket is in it."""
+    folder = tmp_path_factory.mktemp("run")
+    folder.chmod(0o700)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def daemon(tiny_model_dir, runtime_dir):
+    """A daemon on its default endpoint (the user's own socket, no --endpoint): what Krita reaches
+    with no setting at all; the kritarunner tests name it."""
     from smartbrush.wire.client import Client, DaemonUnavailable
 
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = f"ipc://{runtime_dir}/smartbrush/smartbrushd.sock"
     command = [sys.executable, "-m", "smartbrushd", "--model", tiny_model_dir]
-    command += ["--endpoint", endpoint]
     process = subprocess.Popen(
         [*command, "--log-file", "-"],
         cwd=REPO,
-        env=repo_env(PYTHONPATH=str(REPO)),
+        env=repo_env(PYTHONPATH=CHECKOUT_PATH, XDG_RUNTIME_DIR=str(runtime_dir)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -120,7 +132,7 @@ def install_plugin(*args: str) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "smartbrush.cli", "install-plugin", "krita", *args],
         cwd=REPO,
-        env=repo_env(HOME=str(KRITA_HOME), PYTHONPATH=str(REPO)),
+        env=repo_env(HOME=str(KRITA_HOME), PYTHONPATH=CHECKOUT_PATH),
         capture_output=True,
         text=True,
         timeout=300,
@@ -328,7 +340,7 @@ def virtual_display(screen: str = "1600x1000x24"):
         server.wait(timeout=10)
 
 
-def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
+def test_fill_action_in_krita_under_xvfb(daemon, runtime_dir, tmp_path, tiny_model_dir):
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         skip_unless_ci("Xvfb or xdotool is not installed (apt-get install xvfb xdotool)")
     install_plugin()  # the user's way: the default pykrita folder of (the test) HOME, enabled
@@ -350,7 +362,12 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
     start_endpoint = f"tcp://127.0.0.1:{free_port()}"
     pid_file = tmp_path / "started-daemon.pids"
     start_command = shlex.join(
-        ["sh", "-c", f'echo $$ >> "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
+        [
+            "sh",
+            "-c",
+            f'echo $$ >> "{pid_file}"; cd "{REPO}"; PYTHONPATH="{CHECKOUT_PATH}" exec "$0" "$@"',
+            sys.executable,
+        ]
         + [
             "-m",
             "smartbrushd",
@@ -370,7 +387,7 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
                 ["timeout", "400", "krita", "--nosplash"],
                 env=krita_env(
                     DISPLAY=display,
-                    SMARTBRUSH_ENDPOINT=daemon,
+                    XDG_RUNTIME_DIR=str(runtime_dir),  # no endpoint set: the user's own daemon
                     SMARTBRUSH_KRITA_DRIVER_RESULT=str(result_file),
                     SMARTBRUSH_KRITA_DRIVER_START=start_command,
                     SMARTBRUSH_KRITA_DRIVER_START_ENDPOINT=start_endpoint,

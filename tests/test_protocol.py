@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import socket
 import subprocess
 import sys
 
@@ -273,3 +275,33 @@ def test_an_empty_raw_mask_is_refused_by_the_protocols_rule_without_a_second_pas
 )
 def test_the_one_loopback_rule(endpoint, local):
     assert protocol.is_local_endpoint(endpoint) is local
+
+
+@pytest.mark.parametrize(
+    "endpoint, path",
+    [
+        ("ipc:///run/user/1000/smartbrush/smartbrushd.sock", "/run/user/1000/smartbrush/smartbrushd.sock"),
+        (" ipc:///tmp/sb ", "/tmp/sb"),  # as typed into a settings field
+        ("ipc://@smartbrush", None),  # Linux's abstract sockets: no file, no owner
+        ("tcp://127.0.0.1:5737", None),
+        ("ipc://", None),
+    ],
+)  # fmt: skip
+def test_ipc_path(endpoint, path):
+    assert protocol.ipc_path(endpoint) == path
+
+
+def test_a_daemon_of_another_user_on_this_machine_is_named():
+    here = socket.gethostname()
+    mine = {"uid": os.getuid(), "user": "me", "host": here}
+    assert protocol.daemon_owner_problem(mine, "tcp://127.0.0.1:5737") is None
+    theirs = {"uid": os.getuid() + 1, "user": "bob", "host": here}
+    problem = protocol.daemon_owner_problem(theirs, "tcp://127.0.0.1:5737")
+    assert problem is not None
+    assert problem.startswith(
+        "The daemon at tcp://127.0.0.1:5737 is not yours (it runs as user bob"
+    )
+    assert "\n" not in problem
+    # another machine's daemon (a tunnel, a container) was meant; an older daemon does not say
+    assert protocol.daemon_owner_problem({**theirs, "host": "gpu-box"}, "tcp://x:1") is None
+    assert protocol.daemon_owner_problem({"model": "demo"}, "tcp://127.0.0.1:5737") is None

@@ -5,7 +5,7 @@ a [daemon] table, by default smartbrushd.toml in the platformdirs user config fo
 one config loader (smartbrush.runtime.config), environment and flags applied on top as overrides:
 
     [daemon]
-    endpoint = "tcp://127.0.0.1:5737"
+    endpoint = ""            # the user's own socket, ipc://$XDG_RUNTIME_DIR/smartbrush/smartbrushd.sock
     model = "demo"
     device = "auto"
     max_queue = 16
@@ -42,7 +42,7 @@ def default_log_path() -> Path:
 
 @dataclass
 class Settings:
-    endpoint: str = protocol.DEFAULT_ENDPOINT
+    endpoint: str = ""  # "" = protocol.default_endpoint(), the user's own socket
     model: str = "demo"
     device: str = "auto"
     dtype: str = "auto"
@@ -54,7 +54,8 @@ class Settings:
 
 
 HELP = {
-    "endpoint": "ZeroMQ endpoint to bind (default %(default)s); non-loopback needs --curve-dir",
+    "endpoint": "ZeroMQ endpoint to bind (default: the user's own socket, "
+    f"{protocol.default_endpoint()}); non-loopback needs --curve-dir",
     "model": f"the model: {MODEL_NAMES_HELP}",
     "device": 'torch device, a comma list for one worker per device, or "auto" (every CUDA GPU, else cpu)',
     "dtype": 'float32, float16, bfloat16 or "auto" (float16 on CUDA, else float32)',

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import itertools
 import logging
 import logging.handlers
 import os
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
@@ -104,6 +107,45 @@ def check_endpoint(endpoint: str, curve_dir: str | Path | None) -> None:
         )
 
 
+def prepare_ipc(endpoint: str) -> None:
+    """Before binding an ipc:// endpoint: the user's own socket folder made owner-only (and one that
+    is not the user's refused), and a socket another daemon still listens on refused: ZeroMQ would
+    silently take its path over, where a TCP port in use is an error."""
+    path = protocol.ipc_path(endpoint)
+    if path is None:
+        return
+    if endpoint == protocol.default_endpoint():
+        private_folder(Path(path).parent)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return  # nobody there, or a socket left by a daemon that was killed: ZeroMQ replaces it
+    except OSError as error:
+        raise ValueError(f"cannot listen on {endpoint}: {error}") from None
+    finally:
+        probe.close()
+    raise ValueError(f"cannot listen on {endpoint}: a daemon is already listening there")
+
+
+def private_folder(folder: Path) -> None:
+    """Make `folder` (mode 0700) or check it: a real folder of this user that nobody else may enter.
+    In a shared temporary folder another user could have made it first, to catch our socket."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+    except OSError as error:
+        raise ValueError(f"cannot make the daemon's socket folder {folder}: {error}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ValueError(
+            f"refusing the socket folder {folder}: it belongs to {protocol.user_name(info.st_uid)}"
+            f"{'' if stat.S_ISDIR(info.st_mode) else ' and is not a folder'}; remove it, or set "
+            "XDG_RUNTIME_DIR or --endpoint"
+        )
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)  # ours, but others could enter it: they may not any more
+
+
 class Daemon:
     """The server. `Daemon(pipeline, endpoint).run()` blocks until stop() (or SIGTERM via main()).
 
@@ -116,7 +158,7 @@ class Daemon:
     def __init__(
         self,
         pipelines: Any = None,
-        endpoint: str = protocol.DEFAULT_ENDPOINT,
+        endpoint: str | None = None,
         *,
         load: Callable[[], list[Any]] | None = None,
         model_name: str = "custom",
@@ -130,6 +172,7 @@ class Daemon:
             self._use(list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines])
         self._load = load
         self.load_error: str | None = None  # why `load` failed (the daemon then stops)
+        endpoint = endpoint or protocol.default_endpoint()  # the user's own socket
         self.requested_endpoint = endpoint
         self.endpoint = endpoint
         self.model_name = model_name
@@ -167,9 +210,13 @@ class Daemon:
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
         router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+        umask = None
         try:
             if self.curve_dir is not None:
                 self._setup_curve(router)
+            if protocol.ipc_path(self.requested_endpoint) is not None:
+                prepare_ipc(self.requested_endpoint)
+                umask = os.umask(0o077)  # the socket file is born owner-only: no window for others
             router.bind(self.requested_endpoint)
         except (zmq.ZMQError, ValueError) as error:
             router.close(linger=0)
@@ -177,6 +224,9 @@ class Daemon:
             if isinstance(error, ValueError):
                 raise
             raise ValueError(f"cannot listen on {self.requested_endpoint}: {error}") from None
+        finally:
+            if umask is not None:
+                os.umask(umask)
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._router = router
         return self.endpoint
@@ -291,6 +341,9 @@ class Daemon:
         pull.close(linger=0)
         router.close(linger=1000)
         self._router = None
+        if (path := protocol.ipc_path(self.endpoint)) is not None:
+            with contextlib.suppress(OSError):  # ZeroMQ leaves the socket file behind
+                os.unlink(path)
         self._stop_auth()
         if any(worker.is_alive() for worker in self._workers):
             # a step longer than the grace period: leave the worker (a daemon thread) to the exit
@@ -415,6 +468,7 @@ class Daemon:
             "resolution": getattr(pipeline, "resolution", None),
             "curve": self.curve_dir is not None,
             "endpoint": self.endpoint,
+            **protocol.owner_fields(),  # uid, user, host: a client tells the user when it isn't theirs
             "limits": dict(protocol.LIMITS),
         }
 

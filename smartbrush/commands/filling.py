@@ -30,7 +30,8 @@ HELLO_TIMEOUT = 5.0
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint",
-        help=f"daemon endpoint (env {protocol.ENDPOINT_ENV}; default {protocol.DEFAULT_ENDPOINT})",
+        help=f"daemon endpoint (env {protocol.ENDPOINT_ENV}; default: your own daemon's socket, "
+        f"{protocol.default_endpoint()})",
     )
     parser.add_argument("--curve-dir", help=f"CURVE key folder (env {protocol.CURVE_DIR_ENV})")
     parser.add_argument(

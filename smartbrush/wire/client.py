@@ -1,6 +1,6 @@
 """A small synchronous client for the SmartBrush daemon (pure Python: pyzmq + msgpack).
 
-    client = Client()                      # endpoint: argument > $SMARTBRUSH_ENDPOINT > DEFAULT_ENDPOINT
+    client = Client()                      # endpoint: argument > $SMARTBRUSH_ENDPOINT > the user's own socket
     info = client.hello()                  # model, device, precision levels, limits
     result = client.fill({"image": ..., "box": [x, y, w, h], "prompt": "a red ball"},
                          on_progress=lambda message: print(message["type"]))
@@ -8,7 +8,10 @@
 `timeout` is the longest silence accepted from the daemon. While a job waits or runs the daemon sends
 a message at least every `protocol.KEEPALIVE_SECONDS`, so a silence means the daemon is gone: the
 client raises DaemonUnavailable, drops its socket and opens a fresh one on the next call (reconnecting
-to a restarted daemon). Vendored into the editor plugins, so it must not import torch, numpy or Pillow.
+to a restarted daemon). Without CURVE keys a client talks only to its own user's daemon: it checks an
+ipc:// socket's owner before connecting and the daemon's hello on every fresh socket before sending
+anything else (NotYourDaemon). Vendored into the editor plugins, so it must not import torch, numpy or
+Pillow.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ class DaemonUnavailable(SmartBrushError):
     """No daemon answered within the timeout (not running, wrong endpoint, wrong keys, or it died)."""
 
 
+class NotYourDaemon(SmartBrushError):
+    """The daemon reached belongs to another user of this machine (and no CURVE keys say it is the
+    one meant): nothing but hello is sent to it."""
+
+
 class DaemonError(SmartBrushError):
     """The daemon answered with an error."""
 
@@ -66,8 +74,8 @@ class FillCancelled(SmartBrushError):
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str:
-    """The endpoint argument, else $SMARTBRUSH_ENDPOINT, else the default loopback endpoint."""
-    return endpoint or os.environ.get(protocol.ENDPOINT_ENV) or protocol.DEFAULT_ENDPOINT
+    """The endpoint argument, else $SMARTBRUSH_ENDPOINT, else the user's own socket."""
+    return endpoint or os.environ.get(protocol.ENDPOINT_ENV) or protocol.default_endpoint()
 
 
 class Client:
@@ -92,6 +100,9 @@ class Client:
         self._socket: zmq.Socket | None = None
         self._ids = itertools.count(1)
         self._curve = _load_curve_keys(curve_dir or os.environ.get(protocol.CURVE_DIR_ENV))
+        # whether the daemon behind the current socket is known to be ours; under CURVE the keys
+        # already name the daemon meant, so there is nothing to check
+        self._trusted = self._curve is not None
 
     # --- public API -----------------------------------------------------------------------------
     def hello(self) -> dict[str, Any]:
@@ -127,10 +138,10 @@ class Client:
         one with a DaemonError (code "bad_request" or "too_large") naming the field. The editors
         check theirs once, where they build it (smartbrush.wire.editing.build_fill_request).
         """
-        request_id = self._send({**request, "type": protocol.FILL})
+        wait = self.timeout if connect_timeout is None else min(connect_timeout, self.timeout)
+        request_id = self._send({**request, "type": protocol.FILL}, wait)
         job_id = None
         cancel_sent = False
-        wait = self.timeout if connect_timeout is None else min(connect_timeout, self.timeout)
         try:
             while True:
                 message = self._receive(request_id, wait)
@@ -155,6 +166,8 @@ class Client:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        # a fresh socket may reach another daemon (ours died, another user's took the port)
+        self._trusted = self._curve is not None
 
     def __enter__(self) -> Client:
         return self
@@ -163,11 +176,22 @@ class Client:
         self.close()
 
     # --- plumbing -------------------------------------------------------------------------------
-    def _call(self, message: dict[str, Any]) -> dict[str, Any]:
-        reply = self._receive(self._send(message))
+    def _call(self, message: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        reply = self._receive(self._send(message, timeout), timeout)
         if reply["type"] == protocol.ERROR:
             raise _daemon_error(reply)
+        if message["type"] == protocol.HELLO:
+            self._trust(reply)
         return reply
+
+    def _trust(self, info: dict[str, Any]) -> None:
+        """Accept the daemon that answered hello, unless it is another user's on this machine."""
+        if self._curve is None:
+            problem = protocol.daemon_owner_problem(info, self.endpoint)
+            if problem:
+                self.close()
+                raise NotYourDaemon(problem)
+        self._trusted = True
 
     def _connect(self) -> zmq.Socket:
         if self._socket is not None:
@@ -177,18 +201,23 @@ class Client:
         socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_REPLY_BYTES)
         if self._curve is not None:
             socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = self._curve
+        elif problem := protocol.socket_owner_problem(self.endpoint):
+            socket.close(linger=0)
+            raise NotYourDaemon(problem)
         try:
             socket.connect(self.endpoint)
         except zmq.ZMQError as error:  # e.g. "Invalid argument" for a mistyped endpoint
             socket.close(linger=0)
             raise EndpointError(
                 f"{self.endpoint!r} is not a daemon endpoint ({error}); it looks like "
-                f"{protocol.DEFAULT_ENDPOINT}"
+                f"{protocol.LOOPBACK_ENDPOINT} or ipc:///path/to/socket"
             ) from None
         self._socket = socket
         return socket
 
-    def _send(self, message: dict[str, Any]) -> str:
+    def _send(self, message: dict[str, Any], timeout: float | None = None) -> str:
+        """Send `message`; first, on a socket not yet trusted, hello (within `timeout`), so a fill
+        or cancel never reaches another user's daemon."""
         request_id = f"{os.getpid()}-{next(self._ids)}"
         try:
             data = protocol.encode({**message, "request_id": request_id})
@@ -198,6 +227,8 @@ class Client:
             raise ClientError(
                 f"request of {len(data)} bytes is over the {protocol.MAX_MESSAGE_BYTES} byte limit"
             )
+        if not self._trusted and message["type"] != protocol.HELLO:
+            self._call(protocol.hello_message(self.client_name), timeout)
         socket = self._connect()
         try:
             socket.send(data, flags=zmq.NOBLOCK, copy=len(data) < 65536)

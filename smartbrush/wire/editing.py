@@ -370,7 +370,7 @@ def endpoint_problem(endpoint: str) -> str | None:
     if not endpoint or ENDPOINT_PATTERN.fullmatch(endpoint):
         return None
     return (
-        f"The daemon endpoint {endpoint!r} is not an address like {protocol.DEFAULT_ENDPOINT}; "
+        f"The daemon endpoint {endpoint!r} is not an address like {protocol.LOOPBACK_ENDPOINT}; "
         "fix it under Daemon > Endpoint (or empty it for the default)."
     )
 
@@ -406,6 +406,8 @@ def user_message(
                 "the daemon's CURVE keys (SMARTBRUSH_CURVE_DIR) and that they match."
             )
         return message
+    if "NotYourDaemon" in kinds:
+        return text  # already a sentence that says whose it is and what to do
     if "FillCancelled" in kinds:
         return "Cancelled."
     if "EndpointError" in kinds:

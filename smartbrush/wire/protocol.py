@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+import socket
 import struct
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,10 @@ PROTOCOL_VERSION = 1
 # 5737 spells "SB" on a phone keypad ... nearly; above all it is not used by common local AI tools
 # (7860 Gradio, 8188 ComfyUI, 5000/8000 web servers, 11434 Ollama).
 DEFAULT_PORT = 5737
-DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+# The loopback TCP address: any local account can reach it, so it is the default only where ZeroMQ has
+# no Unix sockets (Windows); elsewhere the default is the user's own socket, `default_endpoint()`.
+LOOPBACK_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+SOCKET_NAME = "smartbrushd.sock"
 ENDPOINT_ENV = "SMARTBRUSH_ENDPOINT"
 CURVE_DIR_ENV = "SMARTBRUSH_CURVE_DIR"
 # The daemon's promise: every waiting or running job hears from it at least this often, so a client
@@ -469,3 +475,98 @@ def is_local_endpoint(endpoint: str) -> bool:
     except ValueError:  # "*", interface and host names, a source address ("a;b")
         return False
     return any(ip in network for network in LOOPBACK_NETWORKS)
+
+
+# --- the user's own daemon --------------------------------------------------------------------------
+def default_socket_dir() -> str:
+    """The folder of the user's own daemon socket: $XDG_RUNTIME_DIR/smartbrush (the login session's
+    private folder), else /run/user/UID/smartbrush where that is the user's, else a folder of the
+    user's own in the temporary folder. The daemon makes it owner-only and refuses one that is not."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime:
+        run_user = f"/run/user/{os.getuid()}"
+        try:
+            if os.stat(run_user).st_uid == os.getuid():
+                runtime = run_user
+        except OSError:
+            pass
+    if runtime:
+        return os.path.join(runtime, "smartbrush")
+    return os.path.join(tempfile.gettempdir(), f"smartbrush-{os.getuid()}")
+
+
+def default_endpoint() -> str:
+    """Where the user's own daemon listens unless told otherwise: a Unix socket in a folder only the
+    user can enter, so the kernel keeps other local accounts out (docs/protocol.md, Security). Read
+    from the environment each time: the daemon and its clients agree when they share a session."""
+    if not hasattr(os, "getuid"):  # Windows: no Unix sockets for ZeroMQ there
+        return LOOPBACK_ENDPOINT
+    return "ipc://" + os.path.join(default_socket_dir(), SOCKET_NAME)
+
+
+def ipc_path(endpoint: str) -> str | None:
+    """The socket file of an ipc:// endpoint; None for other endpoints and Linux's abstract sockets
+    ("ipc://@name"), which have no file and no permissions."""
+    scheme, separator, path = endpoint.strip().partition("://")
+    if scheme != "ipc" or not separator or not path or path.startswith("@"):
+        return None
+    return path
+
+
+def user_name(uid: int) -> str:
+    try:
+        import pwd  # POSIX only
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def owner_fields() -> dict[str, Any]:
+    """Who runs this process, for the daemon's info reply: the uid (None where there is none), the
+    user's name and the host name (a daemon on another machine is not "another user's")."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    return {
+        "uid": uid,
+        "user": user_name(uid) if uid is not None else os.environ.get("USERNAME", ""),
+        "host": socket.gethostname(),
+    }
+
+
+def _not_yours(endpoint: str, why: str) -> str:
+    return (
+        f"The daemon at {endpoint} is not yours ({why}; you are {user_name(os.getuid())}): it "
+        f"would see your images. Start your own with `smartbrush serve` (it listens on "
+        f"{default_endpoint()}), or reach a shared daemon with CURVE keys."
+    )
+
+
+def socket_owner_problem(endpoint: str) -> str | None:
+    """Why the ipc:// socket of `endpoint` is not the user's (owned by another account, or in a
+    folder the user cannot enter), else None; None too for other endpoints and a socket not there
+    (nobody listens: the client says so after its timeout). The kernel's word, checked before
+    connecting, so nothing is sent to another user's daemon."""
+    path = ipc_path(endpoint)
+    if path is None or not hasattr(os, "getuid"):
+        return None
+    try:
+        owner = os.stat(path).st_uid
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return _not_yours(endpoint, "its socket is in a folder you cannot enter")
+    if owner == os.getuid():
+        return None
+    return _not_yours(endpoint, f"its socket belongs to user {user_name(owner)}")
+
+
+def daemon_owner_problem(info: dict[str, Any], endpoint: str) -> str | None:
+    """Why the daemon that sent `info` (hello's answer) is not the user's: it runs on this machine as
+    another user. None for a daemon on another host (reached on purpose), or one that does not say
+    (older daemons, Windows). What a daemon says of itself: see docs/protocol.md for what that is worth."""
+    uid = info.get("uid")
+    if not hasattr(os, "getuid") or not isinstance(uid, int) or uid == os.getuid():
+        return None
+    if info.get("host") != socket.gethostname():
+        return None
+    return _not_yours(endpoint, f"it runs as user {info.get('user') or uid}")
