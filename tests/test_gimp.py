@@ -211,7 +211,7 @@ def test_the_procedure_is_registered_with_menus_and_every_option_as_an_argument(
     assert procedure["arguments"] == [
         "run-mode", "image", "drawables",
         "prompt", "negative-prompt", "auto-precision", "precision", "steps", "guidance", "seed",
-        "variations", "endpoint",
+        "variations", "detail", "endpoint",
     ]  # fmt: skip
 
 

@@ -184,7 +184,7 @@ def cases(job):
         "ellipse": (
             feathered_ellipse,
             dict(fill, seed=11, variations=2, auto_precision=False, precision=0.0,
-                 negative_prompt="blurry"),
+                 negative_prompt="blurry", detail="best"),
         ),
         "no-selection": (Gimp.Selection.none, fill),
         "remove-no-selection": (Gimp.Selection.none, {"procedure_name": "plug-in-smartbrush-remove",

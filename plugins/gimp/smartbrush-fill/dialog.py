@@ -15,7 +15,7 @@ from smartbrush.wire import client, editing, flow  # noqa: E402
 
 FIELDS = [
     "prompt", "negative-prompt", "auto-precision", "precision", "steps", "guidance", "seed",
-    "variations", "endpoint",
+    "variations", "detail", "endpoint",
 ]  # fmt: skip
 STATUS = "smartbrush-status"  # the label's id in the dialog
 

@@ -109,11 +109,15 @@ class SmartBrushFill(Gimp.PlugIn):
             "variations", "_Variations", "How many results (in a layer group, extra ones hidden)",
             variations.low, variations.high, variations.default, rw,
         )  # fmt: skip
+        procedure.add_choice_argument(
+            "detail", "_Detail", options["detail"].help[:1].upper() + options["detail"].help[1:],
+            detail_choice(), options["detail"].default, rw,
+        )  # fmt: skip
         procedure.add_string_argument(
             "endpoint",
             "_Daemon endpoint",
-            "Where the SmartBrush daemon listens; empty: $SMARTBRUSH_ENDPOINT or the default "
-            "tcp://127.0.0.1:5737",
+            "Where the SmartBrush daemon listens; empty: $SMARTBRUSH_ENDPOINT or your own "
+            "daemon's socket",
             "",
             rw,
         )
@@ -155,6 +159,14 @@ class SmartBrushFill(Gimp.PlugIn):
         )
         add_results(procedure)
         return procedure
+
+
+def detail_choice():
+    """The `detail` option's values as a GIMP choice (a combo box in the dialog)."""
+    choice, labels = Gimp.Choice.new(), {"off": "Off: resampled", "best": "Best (slower)"}
+    for number, nick in enumerate(_fill_options()["detail"].choices):
+        choice.add(nick, number, labels.get(nick, nick.capitalize()), "")
+    return choice
 
 
 def add_results(procedure):
@@ -263,6 +275,7 @@ def read_options(config, remove=False):
         guidance=config.get_property("guidance") or None,  # 0 (no guidance at all) means "default"
         seed=None if seed < 0 else seed,  # None: the daemon picks one (the layer name says which)
         variations=config.get_property("variations"),
+        detail=config.get_property("detail"),
     )
 
 
