@@ -89,7 +89,16 @@ def square_mask(shape: tuple[int, int], side: int) -> np.ndarray:
     return mask
 
 
-def run_detail(pipe, names: list[str], per_photo: int, steps: int, seed: int) -> dict:
+def around_box(image, box: int, scale: int = 1) -> np.ndarray:
+    """The centred box (square_mask's) with a quarter of its side around it, at `scale`."""
+    image = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+    height, width = image.shape[:2]
+    side, margin = box * scale, box * scale // 4
+    x, y = (width - side) // 2 - margin, (height - side) // 2 - margin
+    return image[max(0, y) : y + side + 2 * margin, max(0, x) : x + side + 2 * margin]
+
+
+def run_detail(pipe, names: list[str], per_photo: int, steps: int, seed: int, figure: list) -> dict:
     rows = []
     for photo, prompt, small, large in detail_cases(names, per_photo, seed):
         box, padding = box_for_crop(pipe, small.shape[:2], pipe.resolution)
@@ -99,10 +108,16 @@ def run_detail(pipe, names: list[str], per_photo: int, steps: int, seed: int) ->
         small_out = pipe(small, small_mask, prompt, padding_mask_crop=padding, **common)
         base = crispness(small_out)
         row = {"photo": photo, "prompt": prompt, "box": box, "small_crispness": base}
+        small_tile = PIL.Image.fromarray(around_box(small_out.images[0], box))
+        tiles = [np.asarray(small_tile.resize((small_tile.width * SCALE, small_tile.height * SCALE),
+                                              PIL.Image.Resampling.NEAREST))]  # fmt: skip
         for detail in DETAILS:
             out = pipe(large, large_mask, prompt, padding_mask_crop=padding * SCALE,
                        detail=detail, **common)  # fmt: skip
             row[detail] = crispness(out, SCALE) / base
+            tiles.append(around_box(out.images[0], box, SCALE))
+        if len(figure) < 2:  # the model's own pixels (3x, nearest), then off / fast / best at 100 %
+            figure.append(tiles)
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary = {
@@ -134,14 +149,21 @@ def run_timing(pipe, steps: int, seed: int) -> dict:
     }
 
 
-def run_masks(pipe, n: int, start: int, sizes: list[int], steps: int) -> dict:
+def outline(image: np.ndarray, mask: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
+    edge = mask & ~np.asarray(ndimage.binary_erosion(mask), bool)
+    out = np.array(image)
+    out[np.asarray(ndimage.binary_dilation(edge), bool)] = colour
+    return out
+
+
+def run_masks(pipe, n: int, start: int, sizes: list[int], steps: int, figure: list) -> dict:
     from smartbrush.method.masks import box_mask
     from smartbrush.research.evaluation import iou
     from smartbrush.research.objects import ObjectsWorld
     from smartbrush.research.objects_eval import changed_pixels
 
     world = ObjectsWorld()
-    results = {}
+    results, shown = {}, []
     for size in sizes:
         ious = {(mode, pixel): [] for mode in ("box", "exact") for pixel in (False, True)}
         for index in range(start, start + n):
@@ -156,6 +178,10 @@ def run_masks(pipe, n: int, start: int, sizes: list[int], steps: int) -> dict:
                     generated = changed_pixels(after, scene.background) & boxed
                     predicted = np.asarray(out.masks[0]) >= 128
                     ious[mode, pixel].append(iou(predicted, generated))
+                    if size == max(sizes) and mode == "box" and index < start + 2:
+                        shown.append(outline(after, predicted))  # cells, then to the pixel
+                        if pixel:
+                            figure.append(shown[-2:])
         results[str(size)] = {
             f"{mode} {'pixel' if pixel else 'cells'}": statistics.fmean(values)
             for (mode, pixel), values in ious.items()
@@ -176,6 +202,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", default="detail,timing,masks")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--figure", type=Path, help="PNG of detail crops (and NAME-masks.png: the masks' outlines)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -188,17 +217,28 @@ def main() -> None:
     names: list[str] = list(HELD_OUT_PHOTOS if args.photos == "held-out" else DEV_PHOTOS)
     parts = args.parts.split(",")
     report: dict = {"model": args.model, "photos": args.photos}
+    figure, mask_figure = [], []
     if "detail" in parts:
-        report["detail"] = run_detail(pipe, names, args.per_photo, args.steps, args.seed)
+        report["detail"] = run_detail(pipe, names, args.per_photo, args.steps, args.seed, figure)
         print("retention", json.dumps(report["detail"]["retention"]))
     if "timing" in parts:
         report["timing"] = run_timing(pipe, args.steps, args.seed)
         print("timing", json.dumps(report["timing"]))
     if "masks" in parts:
         sizes = [int(s) for s in args.sizes.split(",")]
-        report["masks"] = run_masks(pipe, args.scenes, args.scene_start, sizes, args.steps)
+        report["masks"] = run_masks(
+            pipe, args.scenes, args.scene_start, sizes, args.steps, mask_figure
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    if args.figure:
+        from smartbrush.research.world import render_grid
+
+        if figure:
+            render_grid(figure, scale=1).save(args.figure)
+        if mask_figure:
+            masks_path = args.figure.with_name(f"{args.figure.stem}-masks{args.figure.suffix}")
+            render_grid(mask_figure, scale=1).save(masks_path)
 
 
 if __name__ == "__main__":
