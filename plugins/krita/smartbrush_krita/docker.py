@@ -18,13 +18,12 @@ from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
 from smartbrush.wire.editing import (
     EditingError,
     FillOptions,
-    describe_precision,
     endpoint_problem,
     user_message,
 )
 
 from . import daemon_process, krita_adapter, panel, settings
-from .krita_adapter import CLIENT_NAME, KritaCanvas, selection_box, selection_precision
+from .krita_adapter import CLIENT_NAME, KritaCanvas
 
 DOCKER_ID = "smartbrush_docker"
 WATCH_MS = 500  # how often the message is checked against the document
@@ -57,9 +56,9 @@ class SmartBrushDocker(DockWidget):
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._signals.daemon_ready.connect(self._on_daemon_ready)
-        self._build_ui()
+        panel.build(self)
         settings.load(self)
-        self._update_precision_label()
+        panel.update_precision_label(self)
         self._set_busy(False)
         OPEN_DOCKERS.append(self)
         self._added: list = []  # the last fill's layers, while the message speaks of them
@@ -75,28 +74,6 @@ class SmartBrushDocker(DockWidget):
         )
 
     # --- UI ------------------------------------------------------------------------------------
-    def _build_ui(self) -> None:
-        panel.build(self)
-
-    def _update_precision_label(self) -> None:
-        auto = self.auto_precision.isChecked()
-        self.precision.setEnabled(not auto)
-        if not auto:
-            self.precision_value.setText(f"{self.precision.value() / 100:.2f}")
-            return
-        self._selection_seen = None  # recompute for the current selection
-        self._show_auto_precision()
-
-    def _show_auto_precision(self) -> None:
-        """Auto precision of the active selection, recomputed when the selection's box changes."""
-        document = Krita.instance().activeDocument()
-        seen = (document, selection_box(document))
-        if seen != self._selection_seen:
-            self._selection_seen = seen
-            precision = selection_precision(document)
-            text = "from the selection" if precision is None else describe_precision(precision)
-            self.precision_value.setText(("auto: " if precision is not None else "") + text)
-
     def _set_busy(self, busy: bool) -> None:
         self.fill_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy)
@@ -113,7 +90,7 @@ class SmartBrushDocker(DockWidget):
         """What the document did since: a selection was made, the fill was undone, the image of a
         running fill was closed (then its job is cancelled); and the selection's auto precision."""
         if self.auto_precision.isChecked():
-            self._show_auto_precision()
+            panel.show_auto_precision(self)
         if self._daemon is not None and (ended := daemon_process.ended(self._daemon)):
             self._daemon = None  # killed from outside, say: reaped, and said
             self.stop_button.hide()
