@@ -38,6 +38,9 @@ def build(docker) -> None:
     """Create the docker's widgets as attributes of `docker` and connect them to its slots."""
     root = QWidget()
     layout = QVBoxLayout(root)
+    layout.setContentsMargins(
+        2, 2, 2, 2
+    )  # with a scroll bar beside it, it still fits a narrow column
     form = QFormLayout()
     docker.prompt = QLineEdit(objectName="smartbrush_prompt")
     docker.prompt.setPlaceholderText("what to paint, e.g. a red ball")
@@ -126,6 +129,8 @@ def build(docker) -> None:
     buttons.addWidget(docker.fill_button)
     buttons.addWidget(docker.remove_button)
     buttons.addWidget(docker.cancel_button)
+    for button in (docker.fill_button, docker.remove_button, docker.cancel_button):
+        button.setMinimumWidth(40)  # not as wide as Qt's default: the row fits a 250 px column
     layout.addLayout(buttons)
     docker.select_button = QPushButton(
         "Select painted object", objectName="smartbrush_select_object"
