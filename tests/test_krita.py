@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "krita"
 KRITA_HOME = REPO / ".cache" / "krita-test-home"
 W, H = 160, 120  # the documents the scripts make
+# the daemons run this checkout's smartbrush and smartbrushd, not an installed copy of either
+CHECKOUT_PATH = os.pathsep.join([str(REPO), str(REPO / "daemon")])
 
 pytestmark = [
     pytest.mark.editor,
@@ -83,7 +85,7 @@ def daemon(tiny_model_dir):
     process = subprocess.Popen(
         [*command, "--log-file", "-"],
         cwd=REPO,
-        env=repo_env(PYTHONPATH=str(REPO)),
+        env=repo_env(PYTHONPATH=CHECKOUT_PATH),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -121,7 +123,7 @@ def install_plugin(*args: str) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "smartbrush.cli", "install-plugin", "krita", *args],
         cwd=REPO,
-        env=repo_env(HOME=str(KRITA_HOME), PYTHONPATH=str(REPO)),
+        env=repo_env(HOME=str(KRITA_HOME), PYTHONPATH=CHECKOUT_PATH),
         capture_output=True,
         text=True,
         timeout=300,
@@ -350,8 +352,10 @@ def test_fill_action_in_krita_under_xvfb(daemon, tmp_path, tiny_model_dir):
     # adds its process id to a file, where the driver and this test look for it.
     start_endpoint = f"tcp://127.0.0.1:{free_port()}"
     pid_file = tmp_path / "started-daemon.pids"
+    pythonpath = f"PYTHONPATH={shlex.quote(CHECKOUT_PATH)}"
     start_command = shlex.join(
-        ["sh", "-c", f'echo $$ >> "{pid_file}"; cd "{REPO}"; exec "$0" "$@"', sys.executable]
+        ["sh", "-c", f'echo $$ >> "{pid_file}"; cd "{REPO}"; {pythonpath} exec "$0" "$@"']
+        + [sys.executable]
         + [
             "-m",
             "smartbrushd",
