@@ -4,7 +4,7 @@ Inert unless SMARTBRUSH_KRITA_DRIVER_RESULT names a result file. Then, once Krit
 opens a document with known layers, types into the SmartBrush docker and triggers the
 "SmartBrush fill" action (or clicks the docker's buttons) in these phases:
 
- layout         the default dock column (1600x1000): the SmartBrush column's width with the
+  layout         the default dock column (1600x1000): the SmartBrush column's width with the
                  long auto precision text, the Layers docker's rows with More settings opened
                  and closed (clicked with the mouse)
   no_selection   the action without a selection
