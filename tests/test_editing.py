@@ -59,6 +59,42 @@ def test_mask_bounds_are_tight_and_none_when_empty():
     assert editing.mask_bounds(bytes(single), 20, 12) == Rect(19, 7, 1, 1)
 
 
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=90), st.integers(1, 9))
+def test_mask_rectangles_cover_exactly_the_selected_pixels_without_overlap(values, width):
+    height = -(-len(values) // width)
+    mask = bytes(values + [0] * (width * height - len(values)))
+    selected = bytes(1 if value else 0 for value in mask)
+    assert coverage(editing.mask_rectangles(mask, width, height), width, height) == selected
+    # with the bridges that make neighbours overlap: still exactly the selected pixels
+    covered = coverage(editing.outline_rectangles(mask, width, height), width, height)
+    assert bytes(min(count, 1) for count in covered) == selected
+
+
+def coverage(rectangles: list[Rect], width: int, height: int) -> bytearray:
+    """How many of `rectangles` cover each pixel."""
+    covered = bytearray(width * height)
+    for rect in rectangles:
+        assert rect.width > 0 and rect.height > 0
+        for y in range(rect.y, rect.y + rect.height):
+            for x in range(rect.x, rect.x + rect.width):
+                covered[y * width + x] += 1
+    return covered
+
+
+def test_mask_rectangles_merge_the_rows_of_a_shape():
+    box = Rect(2, 1, 6, 5)
+    square = bytes(
+        255 if box.x <= x < 8 and box.y <= y < 6 else 0 for y in range(8) for x in range(10)
+    )
+    assert editing.mask_rectangles(square, 10, 8) == [box]
+    assert editing.mask_rectangles(bytes(80), 10, 8) == []
+    # a step: two rectangles, and a bridge over the rows where they meet, as wide as both share
+    step = bytes(255 if x < 4 or y >= 2 else 0 for y in range(4) for x in range(6))
+    assert editing.outline_rectangles(step, 6, 4) == [Rect(0, 0, 4, 2), Rect(0, 2, 6, 2)] + [
+        Rect(0, 1, 4, 2)
+    ]
+
+
 def test_context_rect_adds_padding_and_stays_inside_the_canvas():
     selection = Rect(1000, 800, 200, 100)
     context = editing.context_rect(selection, 4000, 3000)

@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from daemon_helpers import curve_daemon_process
 from needs import needs, skip_unless_ci
+from PIL import Image
 
 from smartbrush.commands.install_plugin import enable_krita_plugin
 from smartbrush.testing import free_port
@@ -421,6 +422,15 @@ def test_fill_action_in_krita_under_xvfb(daemon, runtime_dir, tmp_path, tiny_mod
     assert result["no_selection"]["message_after_selecting"] == ""  # not stale once selected
     # auto precision is shown, with why, before the fill
     assert result["precision_shown"] == "auto: 1.00, a rectangle: anywhere in the box"
+    # ... and it wraps: the dock column keeps its width (it went past the screen's edge; issue 33,
+    # item 5). More settings scrolls inside the docker: opened, the Layers docker keeps its rows
+    # and the docker stays on the screen; closed, all is as before
+    layout = result["layout"]
+    assert layout["auto_text"]["SmartBrush"][2] == layout["before"]["SmartBrush"][2], layout
+    for state in ("more_open", "more_closed"):
+        assert layout[state]["Layers"] == layout["auto_text"]["Layers"], (state, layout)
+        _, top, _, height = layout[state]["SmartBrush"]
+        assert top + height <= layout[state]["window"][3], (state, layout)
 
     selection = unpack(result["selection"], 1)[..., 0]
     single = result["single"]
@@ -465,6 +475,21 @@ def test_fill_action_in_krita_under_xvfb(daemon, runtime_dir, tmp_path, tiny_mod
         "preview": False,
     }  # fmt: skip
     assert variations["back_in_first_image"] == after_redo
+
+    # Select painted object draws marching ants round the object (issue 33, item 1): the canvas with
+    # that selection differs from the canvas without any (before, it had no ants: no difference)
+    picked = result["select_object"]
+    assert picked["message"] == "The painted object is now the selection." and picked["selected"]
+    with_ants, without = (
+        np.asarray(Image.open(picked[k]).convert("RGB")) for k in ("with", "without")
+    )
+    assert (with_ants != without).any(axis=2).sum() >= 30, "no marching ants round the object"
+
+    # Fill clicked right after a rectangle is dragged with the mouse, before Krita has set that
+    # selection (issue 33, item 6): the click waits for it and fills, it is not lost
+    quick = result["quick_click"]
+    assert quick["selection"] and quick["selection"][2] >= 10, quick  # the rectangle dragged
+    assert len(quick["layers"]) == 1 and quick["message"].startswith("Added "), quick
 
     # Cancel: the job stops early, nothing is added
     cancel = result["cancel"]

@@ -131,6 +131,55 @@ def mask_bounds(data: bytes, width: int, height: int) -> Rect | None:
     return Rect(left, top, right - left, bottom + 1 - top)
 
 
+def mask_rectangles(data: bytes, width: int, height: int) -> list[Rect]:
+    """The non-zero pixels of a 1 byte/pixel mask as disjoint rectangles that cover exactly them:
+    each row's runs, a run merged with the same run in the rows below. An editor that draws a
+    selection's outline from rectangles (Krita's marching ants for a selection set by a script)
+    gets the exact outline from these."""
+    _check_length(data, width, height, 1)
+    started: dict[tuple[int, int], int] = {}  # (left, right) of an open run -> its first row
+    rectangles = []
+    for row in range(height + 1):
+        runs = set()
+        if row < height:
+            line = data[row * width : (row + 1) * width]
+            x = 0
+            while x < width:
+                if line[x]:
+                    end = x + 1
+                    while end < width and line[end]:
+                        end += 1
+                    runs.add((x, end))
+                    x = end
+                else:
+                    x += 1
+        for run in [run for run in started if run not in runs]:  # these runs ended above
+            top = started.pop(run)
+            rectangles.append(Rect(run[0], top, run[1] - run[0], row - top))
+        for run in runs:
+            started.setdefault(run, row)
+    return sorted(rectangles, key=lambda rect: (rect.y, rect.x))
+
+
+def outline_rectangles(data: bytes, width: int, height: int) -> list[Rect]:
+    """`mask_rectangles`, plus a 2-row bridge wherever one rectangle sits on another: still exactly
+    the non-zero pixels together, but neighbours overlap instead of only touching. United one by
+    one into an outline (Qt's QPainterPath, in Krita) touching rectangles left their shared edges
+    as seams across the shape; overlapping ones do not."""
+    pieces = mask_rectangles(data, width, height)
+    starting: dict[int, list[Rect]] = {}
+    for piece in pieces:
+        starting.setdefault(piece.y, []).append(piece)
+    bridges = []
+    for piece in pieces:
+        for below in starting.get(piece.y + piece.height, []):
+            left = max(piece.x, below.x)
+            right = min(piece.x + piece.width, below.x + below.width)
+            if left < right:
+                bridges.append(Rect(left, piece.y + piece.height - 1, right - left, 2))
+    return pieces + bridges
+
+
 def context_padding(width: int, height: int) -> int:
     """Context around a selection (or mask) of this size: half its larger side, at least 32 px.
 

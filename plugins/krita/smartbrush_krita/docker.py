@@ -9,6 +9,7 @@ Its widgets are built in panel.py and kept in kritarc by settings.py.
 from __future__ import annotations
 
 import threading
+import time
 
 from krita import DockWidget, Krita
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
@@ -18,16 +19,17 @@ from smartbrush.wire.client import DaemonUnavailable, resolve_endpoint
 from smartbrush.wire.editing import (
     EditingError,
     FillOptions,
-    describe_precision,
+    NoSelection,
     endpoint_problem,
     user_message,
 )
 
 from . import daemon_process, krita_adapter, panel, settings
-from .krita_adapter import CLIENT_NAME, KritaCanvas, selection_box, selection_precision
+from .krita_adapter import CLIENT_NAME, KritaCanvas
 
 DOCKER_ID = "smartbrush_docker"
 WATCH_MS = 500  # how often the message is checked against the document
+SELECTION_POLL_MS = 50  # how often a click on Fill looks for the selection it waits for
 
 OPEN_DOCKERS: list[SmartBrushDocker] = []  # open dockers, for the actions (actions.py)
 
@@ -51,15 +53,16 @@ class SmartBrushDocker(DockWidget):
         self._daemon = None  # the daemon process Start daemon ran (Krita's quit stops it too)
         self._cancel = threading.Event()
         self._fill_after_start = False
+        self._selection_due: float | None = None  # while a click on Fill waits for the selection
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
         self._signals.preview.connect(self._show_image)
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._signals.daemon_ready.connect(self._on_daemon_ready)
-        self._build_ui()
+        panel.build(self)
         settings.load(self)
-        self._update_precision_label()
+        panel.update_precision_label(self)
         self._set_busy(False)
         OPEN_DOCKERS.append(self)
         self._added: list = []  # the last fill's layers, while the message speaks of them
@@ -75,28 +78,6 @@ class SmartBrushDocker(DockWidget):
         )
 
     # --- UI ------------------------------------------------------------------------------------
-    def _build_ui(self) -> None:
-        panel.build(self)
-
-    def _update_precision_label(self) -> None:
-        auto = self.auto_precision.isChecked()
-        self.precision.setEnabled(not auto)
-        if not auto:
-            self.precision_value.setText(f"{self.precision.value() / 100:.2f}")
-            return
-        self._selection_seen = None  # recompute for the current selection
-        self._show_auto_precision()
-
-    def _show_auto_precision(self) -> None:
-        """Auto precision of the active selection, recomputed when the selection's box changes."""
-        document = Krita.instance().activeDocument()
-        seen = (document, selection_box(document))
-        if seen != self._selection_seen:
-            self._selection_seen = seen
-            precision = selection_precision(document)
-            text = "from the selection" if precision is None else describe_precision(precision)
-            self.precision_value.setText(("auto: " if precision is not None else "") + text)
-
     def _set_busy(self, busy: bool) -> None:
         self.fill_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy)
@@ -113,7 +94,7 @@ class SmartBrushDocker(DockWidget):
         """What the document did since: a selection was made, the fill was undone, the image of a
         running fill was closed (then its job is cancelled); and the selection's auto precision."""
         if self.auto_precision.isChecked():
-            self._show_auto_precision()
+            panel.show_auto_precision(self)
         if self._daemon is not None and (ended := daemon_process.ended(self._daemon)):
             self._daemon = None  # killed from outside, say: reaped, and said
             self.stop_button.hide()
@@ -176,11 +157,14 @@ class SmartBrushDocker(DockWidget):
         else:
             self._say("Nothing to select: fill something first (in an image that is still open).")
 
-    def start_fill(self, remove: bool = False) -> None:
+    def start_fill(self, remove: bool = False, *, retry: bool = False) -> None:
         """Fill the active document's selection with the docker's settings."""
         if self._pending is not None:
             self._say("A fill is already running; wait for it or press Cancel.")
             return
+        if self._selection_due is not None and not retry:
+            return  # an earlier click waits for the selection and fills then
+        due, self._selection_due = self._selection_due, None
         self.start_button.hide()
         settings.save(self)
         if problem := endpoint_problem(self.endpoint.text()):
@@ -190,6 +174,8 @@ class SmartBrushDocker(DockWidget):
             canvas = KritaCanvas(Krita.instance().activeDocument())
             prepared = flow.prepare(canvas, self._options(remove))
         except EditingError as error:
+            if isinstance(error, NoSelection) and self._wait_for_selection(remove, due):
+                return
             self._say(str(error))
             if not self.prompt.text().strip():
                 self.prompt.setFocus()
@@ -208,6 +194,18 @@ class SmartBrushDocker(DockWidget):
         self._say("Sending to the SmartBrush daemon…" + (f" Note: {note}" if note else ""))
         args = (prepared, self._endpoint(), self._cancel)
         threading.Thread(target=self._run, args=args, name="smartbrush-fill", daemon=True).start()
+
+    def _wait_for_selection(self, remove: bool, due: float | None) -> bool:
+        """Whether a fill without a selection waits (until `due`) for one: Krita's selection tools
+        set theirs a moment after the mouse is released (0.1-0.4 s measured in Krita 5.1.5, more
+        under load), and a click on Fill in that moment found none and was lost."""
+        if due is None:
+            due = time.monotonic() + krita_adapter.selection_wait(Krita.instance().activeDocument())
+        if time.monotonic() >= due:
+            return False
+        self._selection_due = due
+        QTimer.singleShot(SELECTION_POLL_MS, lambda: self.start_fill(remove, retry=True))
+        return True
 
     def cancel_fill(self) -> None:
         if self._pending is not None:

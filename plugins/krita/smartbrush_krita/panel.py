@@ -1,18 +1,23 @@
-"""The docker's widgets (object names are what the GUI tests look for) and its preview image."""
+"""The docker's widgets (object names are what the GUI tests look for), its preview image and the
+auto precision it shows for the active selection."""
 
 from __future__ import annotations
 
+from krita import Krita
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage, QPixmap
 from PyQt5.QtWidgets import (
     QCheckBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -22,14 +27,20 @@ from PyQt5.QtWidgets import (
 
 from smartbrush.wire import protocol
 from smartbrush.wire.client import resolve_endpoint
+from smartbrush.wire.editing import describe_precision
+
+from .krita_adapter import selection_box, selection_precision
 
 PREVIEW_SIDE = 128
 
 
 def build(docker) -> None:
     """Create the docker's widgets as attributes of `docker` and connect them to its slots."""
-    root = QWidget(docker)
+    root = QWidget()
     layout = QVBoxLayout(root)
+    layout.setContentsMargins(
+        2, 2, 2, 2
+    )  # with a scroll bar beside it, it still fits a narrow column
     form = QFormLayout()
     docker.prompt = QLineEdit(objectName="smartbrush_prompt")
     docker.prompt.setPlaceholderText("what to paint, e.g. a red ball")
@@ -47,8 +58,11 @@ def build(docker) -> None:
     docker.precision.setRange(0, 100)
     docker.precision.setToolTip("0 = exactly the selection's shape ... 1 = anywhere in its box")
     docker.precision_value = QLabel(objectName="smartbrush_precision_value")
-    docker.precision.valueChanged.connect(docker._update_precision_label)
-    docker.auto_precision.toggled.connect(docker._update_precision_label)
+    # "auto: 1.00, a rectangle: anywhere in the box" wraps instead of widening the dock column
+    docker.precision_value.setWordWrap(True)
+    docker.precision_value.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+    docker.precision.valueChanged.connect(lambda *_: update_precision_label(docker))
+    docker.auto_precision.toggled.connect(lambda *_: update_precision_label(docker))
     row = QHBoxLayout()
     row.addWidget(docker.auto_precision)
     row.addWidget(docker.precision_value, 1)
@@ -115,6 +129,8 @@ def build(docker) -> None:
     buttons.addWidget(docker.fill_button)
     buttons.addWidget(docker.remove_button)
     buttons.addWidget(docker.cancel_button)
+    for button in (docker.fill_button, docker.remove_button, docker.cancel_button):
+        button.setMinimumWidth(40)  # not as wide as Qt's default: the row fits a 250 px column
     layout.addLayout(buttons)
     docker.select_button = QPushButton(
         "Select painted object", objectName="smartbrush_select_object"
@@ -150,7 +166,15 @@ def build(docker) -> None:
     layout.addWidget(docker.image)
 
     layout.addStretch(1)
-    docker.setWidget(root)
+    # In a scroll area the docker keeps the height the dock column gave it: More settings scrolls
+    # inside it instead of taking rows from the Layers docker (which it never gave back) ...
+    scroll = QScrollArea(objectName="smartbrush_scroll", widgetResizable=True)
+    scroll.setFrameShape(QFrame.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setWidget(root)
+    # ... but never squeezed below what the folded docker shows: prompt to preview, no scrolling
+    scroll.setMinimumHeight(root.minimumSizeHint().height())
+    docker.setWidget(scroll)
 
 
 def spin_box(name: str, **kwargs) -> QSpinBox:
@@ -174,3 +198,26 @@ def show_image(label: QLabel, image: dict) -> None:
         PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation
     )
     label.setPixmap(pixmap)
+
+
+def update_precision_label(docker) -> None:
+    """The precision the docker will send: the slider's value, or auto's for the selection."""
+    auto = docker.auto_precision.isChecked()
+    docker.precision.setEnabled(not auto)
+    if not auto:
+        docker.precision_value.setText(f"{docker.precision.value() / 100:.2f}")
+        return
+    docker._selection_seen = None  # recompute for the current selection
+    show_auto_precision(docker)
+
+
+def show_auto_precision(docker) -> None:
+    """Auto precision of the active selection, recomputed when the selection's box changes."""
+    document = Krita.instance().activeDocument()
+    seen = (document, selection_box(document))
+    if seen != docker._selection_seen:
+        docker._selection_seen = seen
+        precision = selection_precision(document)
+        text = "from the selection" if precision is None else describe_precision(precision)
+        docker.precision_value.setText(("auto: " if precision is not None else "") + text)
+        docker.precision_value.setToolTip(docker.precision_value.text())

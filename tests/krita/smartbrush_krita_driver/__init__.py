@@ -4,10 +4,17 @@ Inert unless SMARTBRUSH_KRITA_DRIVER_RESULT names a result file. Then, once Krit
 opens a document with known layers, types into the SmartBrush docker and triggers the
 "SmartBrush fill" action (or clicks the docker's buttons) in these phases:
 
+  layout         the default dock column (1600x1000): the SmartBrush column's width with the
+                 long auto precision text, the Layers docker's rows with More settings opened
+                 and closed (clicked with the mouse)
   no_selection   the action without a selection
   single         a rectangle selection, Fill clicked with the mouse (xdotool), then the keys
                  "b" and Ctrl+Z typed (xdotool): they must reach the canvas, not a text field
   variations     the same with 2 variations, then undo
+  select_object  Select painted object clicked (xdotool): the canvas with it and without any
+                 selection is saved next to the result file (the marching ants are the difference)
+  quick_click    a rectangle dragged on the canvas with the rectangle tool and Fill clicked at once
+                 after the mouse is released (xdotool): the fill must not be lost
   cancel         200 steps, Cancel clicked once the progress shows
   start_daemon   (if SMARTBRUSH_KRITA_DRIVER_START is set) the docker pointed at a dead endpoint,
                  Start daemon clicked, the fill retried once the started daemon answers
@@ -31,7 +38,7 @@ import time
 import traceback
 
 from krita import Extension, Krita, Selection
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -44,6 +51,9 @@ from PyQt5.QtWidgets import (
     QSpinBox,
     QToolButton,
 )
+
+LAYOUT_DOCKS = ("Advanced Color Selector", "Layers", "Brush Presets", "SmartBrush")  # Krita's own
+COLUMN_WIDTH = 262  # the dock column's width in Krita 5.1.5's default layout at 1600x1000
 
 RESULT = os.environ.get("SMARTBRUSH_KRITA_DRIVER_RESULT")
 SCREENSHOT = os.environ.get("SMARTBRUSH_KRITA_SCREENSHOT")
@@ -158,9 +168,13 @@ class Driver:
         doc = app.createDocument(W, H, "smartbrush-driver", "RGBA", "U8", "", 72.0)
         app.activeWindow().addView(doc)
         # on the screen, room for the docker (no window manager to maximise): the mouse clicks it
-        app.activeWindow().qwindow().setGeometry(0, 0, 1600, 1000)
+        qwindow = app.activeWindow().qwindow()
+        qwindow.setGeometry(0, 0, 1600, 1000)
+        # the default dock column first (the layout phase), as narrow as Krita makes it
         for dock in app.dockers():
-            dock.setVisible(dock.windowTitle() in ("Layers", "SmartBrush"))
+            dock.setVisible(dock.windowTitle() in LAYOUT_DOCKS)
+        self.docks = {dock.windowTitle(): dock for dock in app.dockers()}
+        qwindow.resizeDocks([self.docks["SmartBrush"]], [COLUMN_WIDTH], Qt.Horizontal)
         self.doc = doc
         root = doc.rootNode()
         background = root.childNodes()[0]
@@ -206,28 +220,64 @@ class Driver:
         self.widget(QSpinBox, "smartbrush_seed").setValue(7)
         self.widget(QCheckBox, "smartbrush_precision_auto").setChecked(True)
 
+        self.result["layout"] = {"before": self.layout()}  # "from the selection": short
         before = snapshot(self.doc)
-        self.action.trigger()
-        self.result["no_selection"] = {
-            "message": self.message(),
-            "unchanged": snapshot(self.doc) == before,
-        }
+        self.action.trigger()  # the docker gives a selection a moment to arrive: then it says
+
+        @guarded
+        def said(self) -> None:
+            self.result["no_selection"] = {
+                "message": self.message(),
+                "unchanged": snapshot(self.doc) == before,
+            }
+            self.select_rectangle()
+            self.result["selection"] = b64(self.doc.selection().pixelData(0, 0, W, H))
+            QTimer.singleShot(1200, self.selected)
+
+        self.wait(lambda: self.message(), lambda: said(self), "the no-selection message")
+
+    def select_rectangle(self) -> None:
         selection = Selection()
         selection.select(*SELECTION, 255)
         self.doc.setSelection(selection)
         self.doc.waitForDone()
-        self.result["selection"] = b64(self.doc.selection().pixelData(0, 0, W, H))
-        QTimer.singleShot(1200, self.selected)
+
+    def layout(self) -> dict:
+        """Where the docks are, what the window and the screen are: (x, y, width, height)."""
+        shown = {title: dock for title, dock in self.docks.items() if dock.isVisible()}
+        rects = {title: dock.geometry().getRect() for title, dock in shown.items()}
+        rects["window"] = self.app.activeWindow().qwindow().geometry().getRect()
+        rects["screen"] = QApplication.primaryScreen().geometry().getRect()
+        return rects
 
     @guarded
     def selected(self) -> None:
         self.result["no_selection"]["message_after_selecting"] = self.message()
         self.result["precision_shown"] = self.widget(QLabel, "smartbrush_precision_value").text()
-        self.fill("single", variations=1, then=self.variations)
+        layout = self.result["layout"]
+        layout["auto_text"] = self.layout()  # "auto: 1.00, a rectangle: anywhere in the box"
+        more = self.widget(QToolButton, "smartbrush_more")
+        QApplication.setActiveWindow(self.app.activeWindow().qwindow())  # no window manager
+        click(more)  # More settings opened with the mouse ...
+
+        @guarded
+        def opened(self) -> None:
+            layout["more_open"] = self.layout()
+            click(more)  # ... and closed again
+            QTimer.singleShot(1000, lambda: closed(self))
+
+        @guarded
+        def closed(self) -> None:
+            layout["more_closed"] = self.layout()
+            for title, dock in self.docks.items():  # room for the docker for what follows
+                dock.setVisible(title in ("Layers", "SmartBrush"))
+            QTimer.singleShot(1000, lambda: self.fill("single", 1, then=self.variations))
+
+        QTimer.singleShot(1000, lambda: opened(self))
 
     @guarded
     def variations(self) -> None:
-        self.fill("variations", variations=2, then=self.cancel)
+        self.fill("variations", variations=2, then=self.quick_click)
 
     def fill(self, name, variations, then) -> None:
         """Trigger the action, wait for the result, record it, undo, record again, then()."""
@@ -300,8 +350,85 @@ class Driver:
     @guarded
     def back_in_first_image(self, then) -> None:
         self.case["back_in_first_image"] = self.docker_state()
-        self.app.action("edit_undo").trigger()  # as it was for the cases that follow
-        QTimer.singleShot(1500, then)
+        self.select_object(then)
+
+    def select_object(self, then) -> None:
+        """Select painted object, clicked: the canvas is saved with that selection and without
+        any; the marching ants around the object are the difference."""
+        case = self.result["select_object"] = {}
+        click(self.widget(QPushButton, "smartbrush_select_object"))
+
+        @guarded
+        def with_ants(self) -> None:
+            case["message"] = self.message()
+            selection = self.doc.selection()
+            case["selected"] = selection is not None and selection.width() > 0
+            case["with"] = self.grab_canvas("select-object-with.png")
+            self.doc.setSelection(None)  # not an undo step, as Select painted object is not
+            QTimer.singleShot(1500, lambda: without(self))
+
+        @guarded
+        def without(self) -> None:
+            case["without"] = self.grab_canvas("select-object-without.png")
+            self.select_rectangle()  # as it was for the cases that follow
+            self.app.action("edit_undo").trigger()
+            QTimer.singleShot(1500, then)
+
+        QTimer.singleShot(1500, lambda: with_ants(self))
+
+    def grab_canvas(self, name: str) -> str:
+        """Save what the screen shows of the canvas next to the result file; return the path."""
+        canvas = self.widget(QMdiArea, "").activeSubWindow().widget()
+        corner = canvas.mapToGlobal(canvas.rect().topLeft())
+        path = os.path.join(os.path.dirname(RESULT), name)
+        screen = QApplication.primaryScreen()
+        screen.grabWindow(0, corner.x(), corner.y(), canvas.width(), canvas.height()).save(path)
+        return path
+
+    @guarded
+    def quick_click(self) -> None:
+        """A rectangle dragged with the rectangle selection tool, Fill clicked right after the
+        mouse is released: Krita sets the selection a moment later; the click must not be lost."""
+        case = self.result["quick_click"] = {"before": snapshot(self.doc)}
+        self.widget(QSpinBox, "smartbrush_variations").setValue(1)
+        self.doc.setSelection(None)
+        self.widget(QToolButton, "KisToolSelectRectangular").click()
+        canvas = self.widget(QMdiArea, "").activeSubWindow().widget()
+        centre = canvas.mapToGlobal(canvas.rect().center())
+        x, y = centre.x(), centre.y()
+        fill = self.widget(QPushButton, "smartbrush_fill_button")
+        button = fill.mapToGlobal(fill.rect().center())
+        QApplication.setActiveWindow(self.app.activeWindow().qwindow())
+        # one xdotool run, while Krita's event loop goes on: the drag as a hand makes it, then the
+        # click on Fill at once (a few ms after the release; in 0.1-0.4 s Krita sets the selection)
+        drag = ["mousemove", "--sync", str(x - 150), str(y - 100), "mousedown", "1"]
+        for step in range(1, 7):
+            drag += ["sleep", "0.05", "mousemove", "--sync", str(x - 150 + 50 * step)]
+            drag += [str(y - 100 + 35 * step)]
+        drag += ["mouseup", "1", "mousemove", "--sync", str(button.x()), str(button.y())]
+        mouse = subprocess.Popen(["xdotool", *drag, "click", "1"])
+        started = time.monotonic()
+
+        @guarded
+        def check(self) -> None:
+            nodes = self.new_nodes()
+            if not (self.idle() and nodes) and time.monotonic() - started < 30:
+                return QTimer.singleShot(200, lambda: check(self))
+            mouse.wait(timeout=20)
+            selection = self.doc.selection()
+            case["selection"] = (
+                None
+                if selection is None
+                else [selection.x(), selection.y(), selection.width(), selection.height()]
+            )
+            case["message"] = self.message()
+            case["layers"] = [node.name() for node in nodes]
+            if nodes:
+                self.app.action("edit_undo").trigger()
+            self.select_rectangle()  # as it was for the cases that follow
+            QTimer.singleShot(1500, self.cancel)
+
+        QTimer.singleShot(200, lambda: check(self))
 
     def docker_state(self) -> dict:
         return {
