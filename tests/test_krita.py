@@ -416,6 +416,8 @@ def test_fill_action_in_krita_under_xvfb(daemon, runtime_dir, tmp_path, tiny_mod
     assert result["action"] == {"text": "SmartBrush fill", "shortcut": "Ctrl+Alt+B"}
     assert result["remove_action"] == "SmartBrush remove"
     assert result["docker_found"]
+    # kritarc may hold a user's choice; a fresh test home has none, so the default shows
+    assert result["detail"]["choices"] == ["off", "fast", "best"]
     assert result["active_before"] == "Middle"
     assert result["no_selection"]["message"].startswith("Nothing is selected")
     assert result["no_selection"]["unchanged"]

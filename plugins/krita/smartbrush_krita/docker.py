@@ -138,6 +138,7 @@ class SmartBrushDocker(DockWidget):
             steps=self.steps.value(),
             seed=None if self.random_seed.isChecked() else self.seed.value(),
             variations=self.variations.value(),
+            detail=self.detail.currentData(),
             preview_interval=max(1, self.steps.value() // 10),
         )
 

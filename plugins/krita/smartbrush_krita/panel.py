@@ -8,6 +8,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage, QPixmap
 from PyQt5.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -97,6 +98,8 @@ def build(docker) -> None:
     form.addRow("Seed", row)
     docker.variations = spin_box("variations", objectName="smartbrush_variations")
     form.addRow("Variations", docker.variations)
+    docker.detail = choice_box("detail", DETAIL_LABELS, objectName="smartbrush_detail")
+    form.addRow("Detail", docker.detail)
 
     daemon = QGroupBox("Daemon")
     daemon_form = QFormLayout(daemon)
@@ -182,6 +185,20 @@ def spin_box(name: str, **kwargs) -> QSpinBox:
     option = protocol.FILL_OPTIONS[name]
     box = QSpinBox(**kwargs)
     box.setRange(int(option.low), int(option.high))
+    box.setToolTip(option.help[:1].upper() + option.help[1:])
+    return box
+
+
+DETAIL_LABELS = {"off": "Off (resampled)", "fast": "Fast (Real-ESRGAN)", "best": "Best (slower)"}
+
+
+def choice_box(name: str, labels: dict[str, str], **kwargs) -> QComboBox:
+    """A combo box of a fill option's choices (the value as item data), the protocol's default set."""
+    option = protocol.FILL_OPTIONS[name]
+    box = QComboBox(**kwargs)
+    for value in option.choices:
+        box.addItem(labels.get(value, value), value)
+    box.setCurrentIndex(box.findData(option.default))
     box.setToolTip(option.help[:1].upper() + option.help[1:])
     return box
 

@@ -25,6 +25,10 @@ def load(docker) -> None:
     docker.seed.setValue(_int(read("seed", "0"), 0))
     docker.seed.setEnabled(not docker.random_seed.isChecked())
     docker.variations.setValue(_int(read("variations", ""), _default("variations")))
+    detail = docker.detail.findData(read("detail", _default("detail")))
+    docker.detail.setCurrentIndex(
+        detail if detail >= 0 else docker.detail.findData(_default("detail"))
+    )
     docker.endpoint.setText(read("endpoint", ""))
     docker.start_command.setText(read("start_command", DEFAULT_START_COMMAND))
 
@@ -40,6 +44,7 @@ def save(docker) -> None:
         "random_seed": "true" if docker.random_seed.isChecked() else "false",
         "seed": str(docker.seed.value()),
         "variations": str(docker.variations.value()),
+        "detail": docker.detail.currentData(),
         "start_command": docker.start_command.text().strip(),
     }
     endpoint = docker.endpoint.text().strip()
@@ -49,7 +54,7 @@ def save(docker) -> None:
         app.writeSetting(GROUP, key, value)
 
 
-def _default(name: str) -> int:
+def _default(name: str):
     return protocol.FILL_OPTIONS[name].default
 
 

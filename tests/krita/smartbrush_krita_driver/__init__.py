@@ -42,6 +42,7 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import (
     QApplication,
     QCheckBox,
+    QComboBox,
     QDockWidget,
     QLabel,
     QLineEdit,
@@ -219,6 +220,12 @@ class Driver:
         self.widget(QCheckBox, "smartbrush_random_seed").setChecked(False)  # reproducible
         self.widget(QSpinBox, "smartbrush_seed").setValue(7)
         self.widget(QCheckBox, "smartbrush_precision_auto").setChecked(True)
+        detail = self.widget(QComboBox, "smartbrush_detail")  # the protocol's choices, its default
+        self.result["detail"] = {
+            "choices": [detail.itemData(i) for i in range(detail.count())],
+            "current": detail.currentData(),
+        }
+        detail.setCurrentIndex(detail.findData("off"))  # sent with every fill: a bad one is refused
 
         self.result["layout"] = {"before": self.layout()}  # "from the selection": short
         before = snapshot(self.doc)
