@@ -57,9 +57,9 @@ def box_for_crop(pipe, shape: tuple[int, int], side: int) -> tuple[int, int]:
     height, width = shape
     for box in range(side, 8, -1):
         padding = max(4, (side - box) // 2)
-        mask = np.zeros(shape, bool)
+        mask = np.zeros(shape, np.uint8)
         x, y = (width - box) // 2, (height - box) // 2
-        mask[y : y + box, x : x + box] = True
+        mask[y : y + box, x : x + box] = 255
         x1, y1, x2, y2 = pipe.crop_region(mask, padding)
         if x2 - x1 <= side and y2 - y1 <= side:
             return box, padding

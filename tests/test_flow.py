@@ -73,7 +73,8 @@ def test_prepare_reads_the_selection_with_context_in_the_canvas_pixel_order():
     padding = editing.context_padding(24, 20)  # 32: clamped to the canvas on the left and top
     left, top = max(0, 30 - padding), max(0, 20 - padding)
     right, bottom = min(WIDTH, 54 + padding), min(HEIGHT, 40 + padding)
-    assert prepared.context == Rect(left, top, right - left, bottom - top)
+    side = max(right - left, bottom - top)  # then a square, as far as the canvas goes
+    assert prepared.context == Rect(left, top, side, min(side, HEIGHT - top))
     request = prepared.request
     assert request["prompt"] == "a red ball" and request["seed"] == 5
     image = request["image"]
@@ -86,6 +87,34 @@ def test_prepare_reads_the_selection_with_context_in_the_canvas_pixel_order():
     x, y = prepared.context.x, prepared.context.y
     assert tuple(image["data"][:3]) == (x * 2 % 256, y * 3 % 256, 128)
     assert max(request["mask"]["data"]) == 255
+
+
+@pytest.mark.parametrize("feather", [0, 6], ids=["hard", "feathered"])
+def test_an_editor_fill_is_the_fill_of_the_whole_image(tiny_pixel_pipeline, feather):
+    """Issue 33, item 12: one context rule. The editor sends only the context around the selection;
+    the pipeline given the whole image (as `smartbrush fill` does) crops the same pixels, so the same
+    box and seed paint the same fill, pixel for pixel."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    canvas = FakeCanvas("RGBA", selection=Rect(40, 30, 30, 14))  # a square context needs more rows
+    if feather:
+        soft = Image.frombytes("L", (WIDTH, HEIGHT), bytes(canvas.selection))
+        canvas.selection = bytearray(soft.filter(ImageFilter.GaussianBlur(feather)).tobytes())
+    prepared = flow.prepare(canvas, FillOptions("a red ball", seed=3, steps=2))
+    job = accept_job(protocol.validate_fill({"type": protocol.FILL, **prepared.request}))
+    sent = run_job(tiny_pixel_pipeline, job)["images"][0]
+    c = prepared.context
+    from_editor = np.frombuffer(sent["data"], np.uint8).reshape(c.height, c.width, 3)
+
+    whole = np.frombuffer(canvas.pixels, np.uint8).reshape(HEIGHT, WIDTH, 4)[..., :3]
+    mask = np.frombuffer(bytes(canvas.selection), np.uint8).reshape(HEIGHT, WIDTH)
+    out = tiny_pixel_pipeline(
+        whole, mask, "a red ball", precision="auto", seed=3, num_inference_steps=2
+    )
+    from_cli = np.asarray(out.images[0])[c.y : c.bottom, c.x : c.right]
+    assert np.array_equal(from_editor, from_cli)
+    assert not np.array_equal(from_cli, whole[c.y : c.bottom, c.x : c.right])  # it did fill
 
 
 def test_prepare_refuses_no_selection_and_an_empty_prompt_before_reading_pixels():

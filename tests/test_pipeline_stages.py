@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import PIL.ImageFilter
 import pytest
 import torch
 
@@ -65,13 +66,32 @@ def test_model_cpu_offload_gives_the_same_pixels(latent):
 
 def test_auto_crop_padding_is_the_editors_rule(tiny_pixel_pipeline):
     pipe = tiny_pixel_pipeline
-    small = disk(200, 200, 100, 100, 5) >= 128  # 11 px: padding 32 (the old rule gave 16)
-    large = disk(200, 300, 100, 150, 60) >= 128  # 121 px: padding 60
-    for binary, padding in ((small, 32), (large, 60)):
-        _, _, width, height = masks.bounding_box(binary)
+    small = disk(200, 200, 100, 100, 5)  # 11 px: padding 32 (the old rule gave 16)
+    large = disk(200, 300, 100, 150, 60)  # 121 px: padding 60
+    for mask, padding in ((small, 32), (large, 60)):
+        _, _, width, height = masks.bounding_box(mask >= 128)
         assert context_padding(width, height) == padding
-        assert pipe.crop_region(binary, "auto") == pipe.crop_region(binary, padding)
+        assert pipe.crop_region(mask, "auto") == pipe.crop_region(mask, padding)
     assert pipe.crop_region(small, "auto") != pipe.crop_region(small, 16)
+
+
+def test_the_crop_holds_a_feathered_edge_whole_and_is_the_editors_context(tiny_pixel_pipeline):
+    """A feather reaches past the selected (>= 128) pixels; the crop holds every non-zero pixel (the
+    paste can blend all of the soft edge). The padding follows the selected part, and the rule is
+    wire.editing.model_context, which the editors send."""
+    from smartbrush.wire.editing import Rect, model_context
+
+    hard = disk(240, 320, 120, 100, 40)
+    feathered = np.asarray(
+        PIL.Image.fromarray(hard).filter(PIL.ImageFilter.GaussianBlur(15)), dtype=np.uint8
+    )
+    x1, y1, x2, y2 = pipe_crop = tiny_pixel_pipeline.crop_region(feathered, "auto")
+    nonzero = np.argwhere(feathered > 0)
+    assert (nonzero.min(0) >= (y1, x1)).all() and (nonzero.max(0) < (y2, x2)).all()
+    assert x2 - x1 == y2 - y1  # square: the model's shape
+    selected, touched = (Rect(*masks.bounding_box(m)) for m in (feathered >= 128, feathered > 0))
+    rect = model_context(selected, touched, 320, 240)
+    assert pipe_crop == (rect.x, rect.y, rect.right, rect.bottom)
 
 
 @pytest.mark.parametrize(

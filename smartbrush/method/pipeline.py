@@ -52,7 +52,7 @@ from scipy import ndimage
 from smartbrush.method import infill, masks
 from smartbrush.method.detail import DEFAULT_DETAIL, DETAILS, upscale
 from smartbrush.method.model import has_mask_head, precision_class_labels, unet_image_channels
-from smartbrush.wire.editing import context_padding
+from smartbrush.wire.editing import Rect, model_context
 
 logger = logging.getLogger(__name__)
 
@@ -250,24 +250,19 @@ class SmartBrushPipeline(DiffusionPipeline):
         return masks.precision_to_level(p, self.num_levels)
 
     def crop_region(
-        self, binary: np.ndarray, padding: int | str | None
+        self, given_mask: np.ndarray, padding: int | str | None
     ) -> tuple[int, int, int, int]:
-        """(x1, y1, x2, y2) of the square context region around the mask, clamped to the image.
-
-        "auto" padding is the editors' rule (wire.editing.context_padding), so an editor's crop and
-        this one agree."""
-        height, width = binary.shape
-        if padding is None or binary.all():
+        """(x1, y1, x2, y2) of the context region around the mask (8-bit, soft edge kept): the one
+        context rule every client uses (wire.editing.model_context), so an editor's crop and this one
+        agree; padding "auto": the rule's own (wire.editing.context_padding), None: the whole image."""
+        height, width = given_mask.shape
+        selected = masks.bounding_box(given_mask >= 128)
+        touched = masks.bounding_box(given_mask > 0)
+        if padding is None or selected is None or touched is None or (given_mask >= 128).all():
             return 0, 0, width, height
-        if padding == "auto":
-            box = masks.bounding_box(binary)
-            assert box is not None, "crop_region needs a non-empty mask"  # check_inputs refuses one
-            _, _, box_width, box_height = box
-            padding = context_padding(box_width, box_height)
-        mask_image = PIL.Image.fromarray(binary.astype(np.uint8) * 255)
-        return VaeImageProcessor.get_crop_region(
-            mask_image, self.resolution, self.resolution, int(padding)
-        )
+        rect = model_context(Rect(*selected), Rect(*touched), width, height,
+                             padding=None if padding == "auto" else int(padding))  # fmt: skip
+        return rect.x, rect.y, rect.right, rect.bottom
 
     def prepare_crop(
         self,
@@ -579,7 +574,7 @@ class SmartBrushPipeline(DiffusionPipeline):
         """The context crop at the UNet's resolution: (crop, pixels, pixel mask, x_0, the masked image's
         latents, m_s), the last three as `batch` copies."""
         binary = given_mask >= 128
-        crop = self.crop_region(binary, padding_mask_crop)
+        crop = self.crop_region(given_mask, padding_mask_crop)
         pixels, pixel_mask = self.prepare_crop(original, binary, crop, level, device)
         x0 = self.encode_image(pixels)
         masked_image = self.prepare_masked_image_latents(pixels, pixel_mask)

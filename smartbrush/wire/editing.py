@@ -212,6 +212,50 @@ def context_rect(
     return rect
 
 
+def model_context(
+    selected: Rect,
+    touched: Rect,
+    canvas_width: int,
+    canvas_height: int,
+    *,
+    padding: int | None = None,
+) -> Rect:
+    """The one context rule, for every client: the part of the canvas the model sees around a mask.
+
+    `selected`: the bounds of the mask's selected pixels (>= protocol.MASK_SELECTED), whose size sets
+    the padding (default `context_padding`); `touched`: the bounds of all its non-zero pixels, soft
+    edge included, all of which the context holds (the paste can blend all of a feathered edge). Grown
+    by the padding, then to a square (the model's shape) about the middle, as much of it as the canvas
+    holds. An editor sends exactly this rectangle and the pipeline, applying the rule again to what it
+    was sent, takes all of it: the same pixels, mask and seed give the same fill as the whole image
+    through `smartbrush fill`."""
+    if padding is None:
+        padding = context_padding(selected.width, selected.height)
+    left, top = max(0, touched.x - padding), max(0, touched.y - padding)
+    right = min(canvas_width, touched.right + padding)
+    bottom = min(canvas_height, touched.bottom + padding)
+    side = max(right - left, bottom - top)
+    left, right = _grow(left, right, side, canvas_width)
+    top, bottom = _grow(top, bottom, side, canvas_height)
+    return Rect(left, top, right - left, bottom - top)
+
+
+def _grow(start: int, end: int, size: int, limit: int) -> tuple[int, int]:
+    """[start, end) grown about its middle to `size`, shifted to lie in [0, limit), cut there."""
+    extra = size - (end - start)
+    start, end = start - extra // 2, end + extra - extra // 2
+    if end > limit:
+        start, end = start - (end - limit), limit
+    if start < 0:
+        start, end = 0, min(limit, end - start)
+    return start, end
+
+
+def selected_bounds(selection: bytes, width: int, height: int) -> Rect | None:
+    """The bounds of a selection's selected pixels (>= protocol.MASK_SELECTED), or None."""
+    return mask_bounds(selection.translate(_SELECTED), width, height)
+
+
 # --- precision from a selection ----------------------------------------------------------------
 
 FEATHER_FOR_BOX = (

@@ -70,16 +70,26 @@ class PreparedFill:
     selection: Rect | None = None  # the selection's bounds on the canvas: what the user chose
 
 
+def selection_context(canvas: Canvas, padding: int | None = None) -> tuple[Rect, Rect]:
+    """(the selection's bounds on the canvas, the context the model sees around it): the one context
+    rule, editing.model_context, that the pipeline applies to a whole image too. Raises NoSelection."""
+    width, height = canvas.size()
+    bounds = canvas.selection_bounds()
+    if bounds is None:
+        raise NoSelection(editing.NO_SELECTION_MESSAGE)
+    # clamped to the canvas (NoSelection when nothing of it is on the canvas)
+    bounds = editing.context_rect(bounds, width, height, padding=0)
+    selected = editing.selected_bounds(canvas.read_selection(bounds), bounds.width, bounds.height)
+    if selected is None:  # only faint soft edge: as the mask check says, nothing is selected
+        raise NoSelection(editing.NO_SELECTION_MESSAGE)
+    selected = Rect(bounds.x + selected.x, bounds.y + selected.y, selected.width, selected.height)
+    return bounds, editing.model_context(selected, bounds, width, height, padding=padding)
+
+
 def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None) -> PreparedFill:
     """Read the selection and the visible pixels around it; raise EditingError if there's a problem."""
-    width, height = canvas.size()
     try:
-        bounds = canvas.selection_bounds()
-        if bounds is None:
-            raise NoSelection(editing.NO_SELECTION_MESSAGE)
-        # clamped to the canvas (NoSelection when nothing of it is on the canvas), then with context
-        bounds = editing.context_rect(bounds, width, height, padding=0)
-        context = editing.context_rect(bounds, width, height, padding=padding)
+        bounds, context = selection_context(canvas, padding)
         mask = editing.mask_from_selection(
             canvas.read_selection(context), context.width, context.height
         )

@@ -199,11 +199,10 @@ def run(procedure, run_mode, image, drawables, config, run_data):
             return None
 
         def describe_selection():
-            bounds = canvas.selection_bounds()
-            if bounds is None:  # the dialog is open: the user may have dropped the selection
+            try:  # the selection on the canvas, and what the model will see
+                selection, area = flow.selection_context(canvas)
+            except editing.NoSelection:  # the dialog is open: the user may have dropped it
                 return None, None, ""
-            selection = editing.context_rect(bounds, *canvas.size(), padding=0)  # on the canvas
-            area = editing.context_rect(bounds, *canvas.size())  # what the model will see
             precision = editing.auto_precision(canvas.read_selection(area), area.width, area.height)
             described = editing.describe_precision(precision)
             return area, selection, f"Auto precision for this selection: {described}."
