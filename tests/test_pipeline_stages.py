@@ -94,6 +94,25 @@ def test_the_crop_holds_a_feathered_edge_whole_and_is_the_editors_context(tiny_p
     assert pipe_crop == (rect.x, rect.y, rect.right, rect.bottom)
 
 
+def test_a_feathered_selection_fades_the_fill_out_with_its_feather(tiny_pixel_pipeline):
+    """Issue 33, item 9: the result's soft edge is the selection's. Above level 0 the coarse mask
+    takes in the feather, so the paste blends on past the selected pixels' box as the feather fades,
+    instead of stopping at that box in a straight line; nothing is pasted where nothing is selected."""
+    hard = disk(120, 160, 60, 80, 28)
+    feathered = np.asarray(
+        PIL.Image.fromarray(hard).filter(PIL.ImageFilter.GaussianBlur(8)), dtype=np.uint8
+    )
+    x, y, width, height = masks.bounding_box(feathered >= 128)
+    beyond_box = np.ones_like(feathered, bool)
+    beyond_box[y : y + height, x : x + width] = False
+    out = tiny_pixel_pipeline(noise_image(120, 160), feathered, "a red ball", precision=0.6,
+                              seed=1, num_inference_steps=2, preserve_background=False)  # fmt: skip
+    alpha = np.asarray(out.alphas[0]).astype(int)
+    feather_beyond = beyond_box & (feathered > 40)
+    assert (alpha[feather_beyond] > 0).mean() > 0.9  # blended on, fading with the feather
+    assert (alpha <= feathered.astype(int) + 1).all() and not alpha[feathered == 0].any()
+
+
 @pytest.mark.parametrize(
     "box", [[16, 12, 24, 20], [0, 0, 64, 48], [63, 47, 1, 1], [0, 10, 64, 5]], ids=str
 )
@@ -204,7 +223,7 @@ def test_paste_keeps_the_original_where_the_fill_left_the_picture_as_it_was(
     box = np.zeros((res, res), np.uint8)
     box[4:-4, 4:-4] = 255
     crop = (0, 0, res, res)
-    pixels, _ = pipe.prepare_crop(original, box >= 128, crop, 0, torch.device("cpu"))
+    pixels, _ = pipe.prepare_crop(original, box, crop, 0, torch.device("cpu"))
     x0 = pipe.encode_image(pixels)
     size = x0.shape[-2:]
     m_hat = torch.ones(1, 1, *size)

@@ -267,20 +267,24 @@ class SmartBrushPipeline(DiffusionPipeline):
     def prepare_crop(
         self,
         original: PIL.Image.Image,
-        binary: np.ndarray,
+        given_mask: np.ndarray,
         crop: tuple[int, int, int, int],
         level: int,
         device: torch.device,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The crop at the model's resolution, in the UNet's dtype: pixels in [-1, 1], (1, 3, res, res),
-        and the coarse mask m_s at precision level s, (1, 1, res, res)."""
+        and the coarse mask m_s at precision level s, (1, 1, res, res), of the selected (>= 128)
+        pixels; above level 0 it also takes in a soft edge (a feather), so that what is painted can
+        fade out with it instead of stopping at the selected pixels' box."""
         res, dtype = self.resolution, self.unet.dtype
         crop_image = (
             original.convert("RGB").crop(crop).resize((res, res), PIL.Image.Resampling.BICUBIC)
         )
-        crop_mask = PIL.Image.fromarray(binary.astype(np.uint8) * 255).crop(crop)
+        crop_mask = PIL.Image.fromarray(np.asarray(given_mask, np.uint8)).crop(crop)
         work_mask = np.asarray(crop_mask.resize((res, res), PIL.Image.Resampling.BILINEAR))
         coarse = masks.precision_mask(work_mask >= 128, level, self.num_levels)
+        if level > 0:
+            coarse |= work_mask > 0
         pixels = self.image_processor.preprocess(crop_image).to(device, dtype)
         return pixels, torch.from_numpy(coarse).to(device, dtype)[None, None]
 
@@ -573,9 +577,8 @@ class SmartBrushPipeline(DiffusionPipeline):
     ) -> tuple:
         """The context crop at the UNet's resolution: (crop, pixels, pixel mask, x_0, the masked image's
         latents, m_s), the last three as `batch` copies."""
-        binary = given_mask >= 128
         crop = self.crop_region(given_mask, padding_mask_crop)
-        pixels, pixel_mask = self.prepare_crop(original, binary, crop, level, device)
+        pixels, pixel_mask = self.prepare_crop(original, given_mask, crop, level, device)
         x0 = self.encode_image(pixels)
         masked_image = self.prepare_masked_image_latents(pixels, pixel_mask)
         m_s = self.prepare_mask_latents(pixel_mask, x0.shape[-2:])
