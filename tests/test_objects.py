@@ -117,6 +117,38 @@ def test_scenes_are_deterministic_with_exact_masks_and_object_free_backgrounds(s
                    for c in scene.captions)  # fmt: skip
 
 
+def test_recoloured_objects_take_the_colour_and_say_it_and_test_scenes_stay_as_they_were(
+    small_world,
+):
+    """Issue 32: a share of training objects is recoloured (hue set, shading kept) and its captions
+    name the colour; the coloured shapes and colour-named classes never are; test scenes do not move."""
+    from skimage import color
+
+    plain, recolouring = (objects.ObjectsWorld(small_world, recolour_fraction=f) for f in (0, 0.5))
+    for index in range(8):
+        assert np.array_equal(
+            plain.scene("test", index).image, recolouring.scene("test", index).image
+        )
+    said = 0
+    for index in range(60):
+        scene = recolouring.scene("train", index)
+        words = [w for w in objects.COLOURS if w in scene.captions[0].split()]
+        if scene.label not in objects.RECOLOURABLE or not words:
+            continue
+        said += 1
+        assert all(colour in scene.captions[0] for colour in words)
+        hue, saturation, _ = color.rgb2hsv(np.median(scene.image[scene.mask], 0) / 255)
+        wanted = objects.RECOLOURS[words[0]][0]
+        if wanted is not None and saturation > 0.3:
+            assert min(abs(hue * 360 - wanted), 360 - abs(hue * 360 - wanted)) < 25, scene.captions
+    assert 15 < said < 45  # about half of the recolourable ones
+    drawing = fixture_sprites()["car"]
+    blue = objects.recolour(drawing, "blue")
+    assert np.array_equal(blue[..., 3], drawing[..., 3])
+    assert objects.RECOLOURABLE >= {"car", "teddy bear", "dog"}
+    assert not objects.RECOLOURABLE & {"blue heart", "green apple", "red apple", "orange"}
+
+
 def test_evaluation_prompts_are_never_trained_on():
     training = set(objects.all_training_prompts())
     rng = np.random.default_rng(0)

@@ -55,10 +55,17 @@ class ObjectsDataset(Dataset):
 
     shuffled = True
 
-    def __init__(self, split: str = "train", resolution: int = 128, length: int | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        resolution: int = 128,
+        length: int | None = None,
+        recolour_fraction: float = 0.0,
+    ):
         from smartbrush.research.objects import ObjectsWorld
 
-        self.world, self.split, self.resolution = ObjectsWorld(), split, resolution
+        self.world = ObjectsWorld(recolour_fraction=recolour_fraction)
+        self.split, self.resolution = split, resolution
         self.length = world.SPLIT_SIZES[split] if length is None else int(length)
 
     def __len__(self) -> int:
@@ -178,7 +185,9 @@ def build_dataset(config: dict, resolution: int) -> Dataset:
     if kind == "world":
         return WorldDataset("train", resolution)
     if kind == "objects":
-        return ObjectsDataset("train", resolution)
+        return ObjectsDataset(
+            "train", resolution, recolour_fraction=float(config.get("recolour_fraction", 0.0))
+        )
     if kind == "coco":
         if not config.get("annotations"):
             raise ValueError(

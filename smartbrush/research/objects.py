@@ -195,8 +195,18 @@ CLASSES: tuple[ObjectClass, ...] = (
     ),  # fmt: skip
 )
 CLASS_NAMES = tuple(c.name for c in CLASSES)
+# what may be recoloured: not the coloured shapes, nor a class whose names say a colour ("green apple")
 BY_NAME = {c.name: c for c in CLASSES}
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "brown", "black", "white")
+RECOLOURABLE = frozenset(
+    c.name for c in CLASSES if not c.colour and not set(COLOURS) & set(c.name.split())
+)
+
+
+def colourless_names(cls: ObjectClass) -> list[str]:
+    """The class's names that say no colour (a recoloured car is not a "red car")."""
+    return [n for n in (cls.name, *cls.synonyms) if not set(COLOURS) & set(n.split())]
+
 
 # Caption words. Training uses these; evaluation's paraphrases and colour words below are never trained on.
 SIZE_WORDS = {"small": (0.22, 0.4), "large": (0.4, 0.62)}  # object side / image side
@@ -336,7 +346,13 @@ def prepare(cache_dir: Path | None = None, dirs=BACKGROUND_DIRS, font: Path = EM
 class ObjectsWorld:
     """The prepared data in memory; `scene(split, index)` renders scene `index` (same index, same scene)."""
 
-    def __init__(self, cache_dir: Path | None = None, *, procedural_fraction: float = 0.2):
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        *,
+        procedural_fraction: float = 0.2,
+        recolour_fraction: float = 0.0,
+    ):
         cache_dir = prepare(cache_dir)
         index = json.loads((cache_dir / "index.json").read_text())
         with np.load(cache_dir / "sprites.npz") as data:
@@ -349,6 +365,8 @@ class ObjectsWorld:
         }
         self.backgrounds["val"] = self.backgrounds["train"]
         self.procedural_fraction = procedural_fraction
+        # training scenes whose object (not a coloured shape) is recoloured and named by its colour
+        self.recolour_fraction = recolour_fraction
 
     def scene(
         self, split: str, index: int, size: int = 128, distractors: bool = True
@@ -356,8 +374,12 @@ class ObjectsWorld:
         rng = world.scene_rng(split, index)
         background = self.background(rng, "test" if split == "test" else "train", size)
         label = str(rng.choice(CLASS_NAMES))
+        colour = None  # drawn for training scenes only: the test split stays as it was
+        if split == "train" and self.recolour_fraction and label in RECOLOURABLE:
+            if rng.random() < self.recolour_fraction:
+                colour = str(rng.choice(COLOURS))
         target, alpha, box = self.place(
-            rng, label, size, SIZE_WORDS["small"][0], SIZE_WORDS["large"][1]
+            rng, label, size, SIZE_WORDS["small"][0], SIZE_WORDS["large"][1], colour=colour
         )
         # with nothing to avoid, the first try fits: place never gives up on the target
         assert target is not None and alpha is not None and box is not None
@@ -378,7 +400,7 @@ class ObjectsWorld:
             background=without_target,
             mask=alpha >= 0.5,
             label=label,
-            captions=training_captions(label, side, box, size, rng),
+            captions=training_captions(label, side, box, size, rng, colour),
         )
 
     def background(self, rng: np.random.Generator, split: str, size: int) -> np.ndarray:
@@ -396,10 +418,12 @@ class ObjectsWorld:
         return array[:, ::-1].copy() if rng.random() < 0.5 else array
 
     def place(
-        self, rng, label: str, size: int, low: float, high: float, avoid=None
+        self, rng, label: str, size: int, low: float, high: float, avoid=None, colour=None
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | tuple[None, None, None]:
-        """(RGB float HxWx3, alpha float HxW, box (x0, y0, x1, y1)) of an object placed on the canvas."""
-        sprite = PIL.Image.fromarray(self.sprites[label])
+        """(RGB float HxWx3, alpha float HxW, box (x0, y0, x1, y1)) of an object placed on the canvas
+        (recoloured to `colour`, one of COLOURS, if given)."""
+        drawing = self.sprites[label] if colour is None else recolour(self.sprites[label], colour)
+        sprite = PIL.Image.fromarray(drawing)
         if rng.random() < 0.5:
             sprite = sprite.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
         angle = float(rng.uniform(-25, 25))
@@ -432,6 +456,30 @@ class ObjectsWorld:
         return rgb, alpha, box
 
 
+# hue (degrees), saturation, value scale of each colour word for recolour(); None: keep the drawing's
+RECOLOURS: dict[str, tuple[float | None, float, float]] = {
+    "red": (0, 0.85, 1.0), "orange": (28, 0.9, 1.0), "yellow": (55, 0.85, 1.05),
+    "green": (120, 0.75, 0.85), "blue": (220, 0.85, 0.95), "purple": (280, 0.7, 0.85),
+    "brown": (25, 0.7, 0.55), "black": (None, 0.1, 0.22), "white": (None, 0.06, 1.6),
+}  # fmt: skip
+
+
+def recolour(sprite: np.ndarray, colour: str) -> np.ndarray:
+    """An RGBA drawing in another colour, its shading kept: every pixel takes the colour's hue and a
+    saturation, its brightness scaled (black: dark and grey, white: light and grey); alpha unchanged.
+    Plausible and implausible alike: a blue car, a purple banana."""
+    from skimage import color
+
+    hue, saturation, value_scale = RECOLOURS[colour]
+    hsv = color.rgb2hsv(sprite[..., :3])
+    if hue is not None:
+        hsv[..., 0] = hue / 360
+    hsv[..., 1] = np.minimum(hsv[..., 1], 1.0) * 0.3 + saturation * 0.7
+    hsv[..., 2] = np.clip(hsv[..., 2] * value_scale + (0.35 if colour == "white" else 0), 0, 1)
+    rgb = (color.hsv2rgb(hsv) * 255).round().astype(np.uint8)
+    return np.dstack([rgb, sprite[..., 3]])
+
+
 def composite(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Paste an (unpremultiplied) RGB float layer with alpha over a uint8 canvas."""
     out = canvas.astype(np.float32) / 255 * (1 - alpha[..., None]) + rgb * alpha[..., None]
@@ -461,14 +509,20 @@ def _where(box, size: int) -> str:
 
 
 def training_captions(
-    label: str, side: float, box, size: int, rng: np.random.Generator
+    label: str, side: float, box, size: int, rng: np.random.Generator, colour: str | None = None
 ) -> list[str]:
-    """Two captions for a scene's object: a template with its name and one with a synonym."""
+    """Two captions for a scene's object: a template with its name and one with a synonym; a
+    recoloured object's names carry its colour word (the first: the plain word, the second: it or
+    one of its synonyms)."""
     cls = BY_NAME[label]
     size_word = "small" if side < SIZE_WORDS["large"][0] else "large"
-    names = [label, *cls.synonyms]
+    names = [label, *cls.synonyms] if colour is None else colourless_names(cls)
+    first, second = label, str(rng.choice(names))
+    if colour is not None:
+        first = f"{colour} {first}"
+        second = f"{rng.choice((colour, *COLOUR_SYNONYMS[colour]))} {second}"
     captions = []
-    for name in (label, str(rng.choice(names))):
+    for name in (first, second):
         template = str(rng.choice(TEMPLATES))
         captions.append(template.format(name=name, size=size_word, where=_where(box, size)))
     return captions
@@ -480,7 +534,11 @@ def all_training_prompts() -> list[str]:
     wheres = {_where((x, y, x, y), 100) for x in (20, 50, 80) for y in (20, 50, 80)}
     for cls in CLASSES:
         prompts.add(cls.name)
-        for name in (cls.name, *cls.synonyms):
+        names = [cls.name, *cls.synonyms]
+        if cls.name in RECOLOURABLE:
+            words = {w for c in COLOURS for w in (c, *COLOUR_SYNONYMS[c])}
+            names += [f"{word} {name}" for word in words for name in colourless_names(cls)]
+        for name in names:
             for template in TEMPLATES:
                 for size_word in SIZE_WORDS:
                     for where in wheres:

@@ -32,7 +32,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "dice_weight": 0.01,
         "removal_fraction": 0.0,  # removal task (needs data with backgrounds): erase the object
     },
-    "data": {"dataset": "world", "annotations": "", "images": "", "captions": "", "min_area": 64.0},
+    "data": {
+        "dataset": "world",
+        "annotations": "",
+        "images": "",
+        "captions": "",
+        "min_area": 64.0,
+        # objects world: the share of training objects recoloured and named by colour ("a blue car")
+        "recolour_fraction": 0.0,
+    },  # fmt: skip
     "train": {
         "batch_size": 32,
         "learning_rate": 5e-4,
