@@ -283,8 +283,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         crop_mask = PIL.Image.fromarray(np.asarray(given_mask, np.uint8)).crop(crop)
         work_mask = np.asarray(crop_mask.resize((res, res), PIL.Image.Resampling.BILINEAR))
         coarse = masks.precision_mask(work_mask >= 128, level, self.num_levels)
-        if level > 0:
-            coarse |= work_mask > 0
+        if level > 0:  # the feather; not the grey edge that resampling gives a hard mask
+            coarse |= np.asarray(crop_mask.resize((res, res), PIL.Image.Resampling.NEAREST)) > 0
         pixels = self.image_processor.preprocess(crop_image).to(device, dtype)
         return pixels, torch.from_numpy(coarse).to(device, dtype)[None, None]
 
