@@ -267,6 +267,9 @@ def test_objects_evaluation_scores_a_perfect_filler_perfectly(small_world):
     real = report["classifier_on_real_objects"]
     for mode in ("exact", "box"):
         assert report[mode]["object_accuracy"] == real
+        per_class = report[mode]["per_class"]  # the weak classes' table: every scene counted once
+        assert sum(n for _, n in per_class.values()) == 6
+        assert sum(right for right, _ in per_class.values()) / 6 == real
         assert (
             report[mode]["exact_mask_iou"] > 0.9
         )  # the object's own pixels (less the faintest edge)

@@ -209,8 +209,13 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     report["classifier_on_real_objects"] = evaluation.mean([c == t for c, t in zip(named, truths)])
     for mode, mode_rows in rows.items():
         (named,) = CLASSIFIER.classify(classifier, [r["after"] for r in mode_rows], boxes)
+        per_class: dict[str, list[int]] = {}  # label -> [named right, scenes]
+        for name, truth in zip(named, truths, strict=True):
+            counts = per_class.setdefault(truth, [0, 0])
+            counts[0], counts[1] = counts[0] + (name == truth), counts[1] + 1
         report[mode] = {
             "object_accuracy": evaluation.mean([c == t for c, t in zip(named, truths)]),
+            "per_class": dict(sorted(per_class.items())),
             "colour_word_accuracy": evaluation.mean(colour_hits[mode]),
             **evaluation.mask_ious(mode_rows),
             "repainted_share": evaluation.mean([r["repainted_share"] for r in mode_rows]),
