@@ -253,6 +253,10 @@ def test_a_large_area_gets_an_upscaling_note_before_and_after_the_fill(endpoint)
     # said of the selection the user made, not of the context area around it that we send
     assert note and "works at 32 px" in note and "200x140 selection" in note and "12x" in note
     assert "400x300" not in note
+    # how it is enlarged: the detail stage keeps edges crisp; resampled (Off), it is soft
+    assert "detail stage" in note and "soft" not in note
+    soft = flow.upscale_note(Rect(0, 0, 400, 300), 32, Rect(100, 80, 200, 140), detail="off")
+    assert soft and "soft" in soft and "detail stage" not in soft
     assert flow.upscale_note(Rect(0, 0, 400, 300), None) is None  # unknown yet
     # the daemon says what its model works at, so an editor can warn from then on
     result = flow.send(flow.prepare(FakeCanvas(), FillOptions("a cat", steps=1)), endpoint=endpoint)

@@ -32,6 +32,8 @@ PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
 
 PROMPT_CHARS_IN_NAME = 40
 CHECKED_OPTIONS = ("steps", "guidance", "seed", "variations", "preview_interval", "detail")
+# the `detail` option's values as both editors name them
+DETAIL_LABELS = {"off": "Off (resampled)", "fast": "Fast (Real-ESRGAN)", "best": "Best (slower)"}
 MIN_CONTEXT_PADDING = 32  # pixels of context around a selection, at least
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from smartbrush.wire import editing
+from smartbrush.wire import editing, protocol
 from smartbrush.wire.editing import EditingError, FillOptions, NoSelection, Rect
 
 CONNECT_TIMEOUT = 5.0  # seconds for the daemon to accept a job: "no daemon" is said this fast
@@ -106,19 +106,32 @@ def prepare(canvas: Canvas, options: FillOptions, *, padding: int | None = None)
 UPSCALE_NOTE_FACTOR = 3  # from this much upscaling on, the fill is soft enough to say so
 
 
-def upscale_note(area: Rect, resolution: int | None, selection: Rect | None = None) -> str | None:
-    """A warning when the model, working at `resolution` px, must blow the fill of the context
-    `area` up a lot; said of the `selection` the user made (the context's margin is ours)."""
+def upscale_note(
+    area: Rect,
+    resolution: int | None,
+    selection: Rect | None = None,
+    detail: str | None = None,
+) -> str | None:
+    """A note when the model, working at `resolution` px, must enlarge the fill of the context `area`
+    a lot; said of the `selection` the user made (the context's margin is ours), and of how it is
+    enlarged (the `detail` option; None: its default)."""
     if not resolution:
         return None
     factor = max(area.width, area.height) / resolution
     if factor < UPSCALE_NOTE_FACTOR:
         return None
     chosen = f"this {selection.width}x{selection.height} selection" if selection else "this area"
-    return (
+    painted = (
         f"The model works at {resolution} px: {chosen} is painted with the picture around it at "
-        f"that size, then enlarged {factor:.0f}x, so fine detail will be soft (a smaller selection "
-        "gives a sharper fill)."
+    )
+    if (detail or protocol.FILL_OPTIONS["detail"].default) == "off":
+        return painted + (
+            f"that size, then enlarged {factor:.0f}x, so fine detail will be soft (a smaller "
+            "selection, or Detail other than Off, gives a sharper fill)."
+        )
+    return painted + (
+        f"that size, then enlarged {factor:.0f}x by the detail stage: its edges stay crisp, its "
+        "fine texture is what the model painted (a smaller selection gives more of it)."
     )
 
 
@@ -126,7 +139,9 @@ def upscale_note_for(prepared: PreparedFill, resolution: int | None) -> str | No
     """upscale_note for a prepared request: none for a removal, which works at the photo's resolution."""
     if not prepared.request["prompt"].strip():
         return None
-    return upscale_note(prepared.context, resolution, prepared.selection)
+    return upscale_note(
+        prepared.context, resolution, prepared.selection, prepared.request.get("detail")
+    )
 
 
 def send(

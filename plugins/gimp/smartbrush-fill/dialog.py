@@ -31,7 +31,15 @@ def ask(procedure, config, inputs_problem, endpoint_of, describe_selection=None)
     while True:
         area, selection, note = describe_selection() if describe_selection else (None, None, "")
         status = "\n".join(
-            filter(None, [daemon_status(endpoint_of(config), area, selection), note])
+            filter(
+                None,
+                [
+                    daemon_status(
+                        endpoint_of(config), area, selection, config.get_property("detail")
+                    ),
+                    note,
+                ],
+            )
         )
         if not _show(procedure, config, status, problem):
             return False
@@ -51,7 +59,7 @@ def probe_daemon(endpoint):
         return None, editing.user_message(error, endpoint, editing.START_COMMAND)
 
 
-def daemon_status(endpoint, area=None, selection=None):
+def daemon_status(endpoint, area=None, selection=None, detail=None):
     """The dialog's first line: which daemon and model the fill will use (and a warning when the
     model must upscale the context `area` of the `selection` a lot)."""
     info, problem = probe_daemon(endpoint)
@@ -59,7 +67,8 @@ def daemon_status(endpoint, area=None, selection=None):
         return problem
     loading = ", still loading" if info.get("loading") else ""
     size = f", works at {info['resolution']} px" if info.get("resolution") else ""
-    note = flow.upscale_note(area, info.get("resolution"), selection) if area is not None else None
+    resolution = info.get("resolution")
+    note = flow.upscale_note(area, resolution, selection, detail) if area is not None else None
     status = f"Daemon at {endpoint}: model {info['model']}{loading}{size}."
     return status + (f"\n{note}" if note else "")
 

@@ -163,9 +163,11 @@ class SmartBrushFill(Gimp.PlugIn):
 
 def detail_choice():
     """The `detail` option's values as a GIMP choice (a combo box in the dialog)."""
-    choice, labels = Gimp.Choice.new(), {"off": "Off: resampled", "best": "Best (slower)"}
+    from smartbrush.wire.editing import DETAIL_LABELS  # pure Python, like _fill_options
+
+    choice = Gimp.Choice.new()
     for number, nick in enumerate(_fill_options()["detail"].choices):
-        choice.add(nick, number, labels.get(nick, nick.capitalize()), "")
+        choice.add(nick, number, DETAIL_LABELS.get(nick, nick), "")
     return choice
 
 

@@ -28,7 +28,7 @@ from PyQt5.QtWidgets import (
 
 from smartbrush.wire import protocol
 from smartbrush.wire.client import resolve_endpoint
-from smartbrush.wire.editing import describe_precision
+from smartbrush.wire.editing import DETAIL_LABELS, describe_precision
 
 from .krita_adapter import selection_box, selection_precision
 
@@ -187,9 +187,6 @@ def spin_box(name: str, **kwargs) -> QSpinBox:
     box.setRange(int(option.low), int(option.high))
     box.setToolTip(option.help[:1].upper() + option.help[1:])
     return box
-
-
-DETAIL_LABELS = {"off": "Off (resampled)", "fast": "Fast (Real-ESRGAN)", "best": "Best (slower)"}
 
 
 def choice_box(name: str, labels: dict[str, str], **kwargs) -> QComboBox:
