@@ -237,6 +237,26 @@ def test_new_layers_are_transparent_outside_the_selection_and_painted_inside(bat
         assert painted >= 0.05 * selected.sum(), f"{layer['name']} paints almost nothing"
 
 
+def test_gimp_fills_what_the_whole_image_fills_with_the_same_selection_and_seed(
+    batch, tiny_pixel_pipeline
+):
+    """Issue 33, item 12: one context rule. GIMP sends only the context around the selection; the
+    pipeline given the whole image (as `smartbrush fill` gives it) crops the same pixels: the same fill,
+    alpha and colour, where the daemon is the same model (conftest's daemon serves this pipeline)."""
+    record = batch["rectangle"]
+    y, x = np.mgrid[: record["height"], : record["width"]]
+    background = np.dstack([x * 2 % 256, y * 3 % 256, np.full_like(x, 90)]).astype(np.uint8)
+    out = tiny_pixel_pipeline(background, batch.selection("rectangle"), "a red ball",
+                              precision="auto", seed=7, num_inference_steps=2)  # fmt: skip
+    layer = batch.canvas("rectangle", batch.layer("rectangle", "SmartBrush: a red ball (seed 7)"))
+    alpha = np.asarray(out.alphas[0]).astype(int)
+    assert np.abs(layer[..., 3].astype(int) - alpha).max() <= 1
+    opaque = alpha == 255
+    assert opaque.sum() > 100
+    rgb = np.asarray(out.images[0]).astype(int)
+    assert np.abs(layer[..., :3][opaque].astype(int) - rgb[opaque]).max() <= 1
+
+
 def test_the_new_layer_covers_what_was_painted_not_the_whole_context(batch):
     layer = batch.layer("rectangle", "SmartBrush: a red ball (seed 7)")
     # the selection is 40x30 at (20, 16); the context sent to the daemon is larger

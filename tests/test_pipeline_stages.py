@@ -352,3 +352,24 @@ def test_removal_fills_the_hole_from_around_it_at_the_photos_resolution():
         pipe(with_object, mask, "", removal="model")
     with pytest.raises(ValueError, match="nothing around it"):
         pipe(with_object, np.full((160, 200), 255, np.uint8), "")
+
+
+def test_removal_leaves_the_environment_as_it_was():
+    """OpenCV's GUI build writes Qt paths into os.environ when imported; a Krita started from a process
+    that had run a removal loaded OpenCV's Qt plugins and aborted. The removal imports it without that
+    (a fresh process: this one may have imported cv2 already)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np\n"
+        "before = dict(os.environ)\n"
+        "from smartbrush.method import infill\n"
+        "image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)\n"
+        "hole = np.zeros((64, 64), bool); hole[20:40, 20:40] = True\n"
+        "infill.infill(image, hole)\n"
+        "changed = set(os.environ.items()) ^ set(before.items())\n"
+        "assert not changed, changed\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -10,6 +10,10 @@ benchmarks/removal_engines.py, docs/removal-engines.md.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import numpy as np
 from scipy import ndimage
 
@@ -50,11 +54,29 @@ def infill(image: np.ndarray, hole: np.ndarray, seed: int = 0, tone: str = "tele
     return out
 
 
+@contextlib.contextmanager
+def environment_kept() -> Iterator[None]:
+    """os.environ as it was before the block. Importing OpenCV's GUI build (patchmatch-cython imports
+    it too) writes Qt plugin and font paths and LD_LIBRARY_PATH into it: inherited by an editor
+    started from this process, they make its Qt load OpenCV's Qt plugins and abort (Krita under the
+    tests did). Nothing here uses OpenCV's windows."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        for key, value in before.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
 def _detail_on_tone(
     image: np.ndarray, hole: np.ndarray, seed: int, side: int, tone_fill: str
 ) -> np.ndarray:
-    import cv2
-    import patchmatch_cython
+    with environment_kept():
+        import cv2
+        import patchmatch_cython
 
     sigma = (max(1.0, side * DETAIL_SIGMA),) * 2 + (0,)
     if tone_fill == "telea":
