@@ -21,10 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     filling.add_fill_options(parser)
 
 
-BATCH_KEYS = {
-    "image", "mask", "box", "prompt", "negative_prompt", "precision", "seed", "steps", "guidance",
-    "detail", "output",
-}  # fmt: skip
+BATCH_KEYS = {"image", "mask", "box", "prompt", "output", *filling.CLI_FILL_OPTIONS}
 
 
 def parse_batch_line(
@@ -53,10 +50,7 @@ def parse_batch_line(
     if not isinstance(output, str) or Path(output).name != output:
         raise ValueError('"output" must be a plain file name')
     filling.check_writable_image_path(Path(output))
-    options = {
-        key: entry.get(key, defaults.get(key))
-        for key in ("negative_prompt", "precision", "seed", "steps", "guidance", "detail")
-    }
+    options = {key: entry.get(key, defaults.get(key)) for key in filling.CLI_FILL_OPTIONS}
     mask = base / entry["mask"] if isinstance(entry.get("mask"), str) else None
     if "mask" in entry and mask is None:
         raise ValueError('"mask" must be a file path')
@@ -79,14 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.manifest}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{args.manifest}: cannot read ({error})") from None
-    defaults = {
-        "negative_prompt": args.negative_prompt,
-        "precision": args.precision,
-        "seed": args.seed,
-        "steps": args.steps,
-        "guidance": args.guidance,
-        "detail": args.detail,
-    }
+    defaults = {name: getattr(args, name) for name in filling.CLI_FILL_OPTIONS}
     base = args.manifest.resolve().parent
     entries = [
         (number, text)

@@ -256,9 +256,9 @@ class SmartBrushPipeline(DiffusionPipeline):
         context rule every client uses (wire.editing.model_context), so an editor's crop and this one
         agree; padding "auto": the rule's own (wire.editing.context_padding), None: the whole image."""
         height, width = given_mask.shape
-        selected = masks.bounding_box(given_mask >= 128)
-        touched = masks.bounding_box(given_mask > 0)
-        if padding is None or selected is None or touched is None or (given_mask >= 128).all():
+        selected_pixels = given_mask >= 128
+        selected, touched = masks.bounding_box(selected_pixels), masks.bounding_box(given_mask > 0)
+        if padding is None or selected is None or touched is None or selected_pixels.all():
             return 0, 0, width, height
         rect = model_context(Rect(*selected), Rect(*touched), width, height,
                              padding=None if padding == "auto" else int(padding))  # fmt: skip
@@ -463,9 +463,9 @@ class SmartBrushPipeline(DiffusionPipeline):
         pixel_precise_mask: bool = True,
     ) -> tuple[list[PIL.Image.Image], list[PIL.Image.Image], list[PIL.Image.Image]]:
         """Decode the results, bring each to the crop's size (`upscale_fill`) with its object's mask
-        (`refine_object_mask`, or the latent cells without pixel_precise_mask) and paste it into the original
-        with a soft edge, only inside the given mask; returns (images, full-size object masks,
-        full-size paste alphas).
+        (`refine_object_mask`, or the latent cells without pixel_precise_mask) and paste it into the
+        original with a soft edge, only inside the given mask; returns (images, full-size object
+        masks, full-size paste alphas).
 
         x0: the encoded original crop. Given, the region around the predicted object is pasted only
         where the result differs from x0's own decoding: there the model redrew the background as it
@@ -528,12 +528,12 @@ class SmartBrushPipeline(DiffusionPipeline):
         """The predicted object mask (latent cells) at the crop's pixel size (that of `region`, where
         the fill is pasted), its edges snapped onto the fill's own within one cell
         (masks.snap_to_edges, `patch` the fill at that size, 0..255)."""
-        height, width = region.shape
-        soft = F.interpolate(object_mask[None, None].float(), size=(height, width), mode="bilinear")
-        soft = soft[0, 0].cpu().numpy()
         bounds = masks.bounding_box(region)
         if bounds is None:
             return np.zeros_like(region)
+        height, width = region.shape
+        soft = F.interpolate(object_mask[None, None].float(), size=(height, width), mode="bilinear")
+        soft = soft[0, 0].cpu().numpy()
         x, y, box_width, box_height = bounds
         window = (slice(y, y + box_height), slice(x, x + box_width))
         cell = max(1, round(width / object_mask.shape[-1]))
@@ -687,9 +687,8 @@ class SmartBrushPipeline(DiffusionPipeline):
         return SmartBrushPipelineOutput(images, object_masks, alphas, seeds, precision)
 
 
-MASK_EDGE_EPS = (
-    1e-3  # refine_object_mask: how strong a colour edge must be to move the mask onto it
-)
+# refine_object_mask: how strong a colour edge must be to move the mask onto it
+MASK_EDGE_EPS = 1e-3
 COMPAT_MASK_THRESHOLD = 0.5  # DiffEdit's threshold on the normalised noise difference
 
 

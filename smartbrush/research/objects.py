@@ -195,17 +195,21 @@ CLASSES: tuple[ObjectClass, ...] = (
     ),  # fmt: skip
 )
 CLASS_NAMES = tuple(c.name for c in CLASSES)
-# what may be recoloured: not the coloured shapes, nor a class whose names say a colour ("green apple")
 BY_NAME = {c.name: c for c in CLASSES}
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "brown", "black", "white")
-RECOLOURABLE = frozenset(
-    c.name for c in CLASSES if not c.colour and not set(COLOURS) & set(c.name.split())
-)
+
+
+def says_a_colour(name: str) -> bool:
+    return bool(set(COLOURS) & set(name.split()))
+
+
+# what may be recoloured: not the coloured shapes, nor a class whose name says a colour ("green apple")
+RECOLOURABLE = frozenset(c.name for c in CLASSES if not c.colour and not says_a_colour(c.name))
 
 
 def colourless_names(cls: ObjectClass) -> list[str]:
     """The class's names that say no colour (a recoloured car is not a "red car")."""
-    return [n for n in (cls.name, *cls.synonyms) if not set(COLOURS) & set(n.split())]
+    return [n for n in (cls.name, *cls.synonyms) if not says_a_colour(n)]
 
 
 # Caption words. Training uses these; evaluation's paraphrases and colour words below are never trained on.
@@ -474,7 +478,7 @@ def recolour(sprite: np.ndarray, colour: str) -> np.ndarray:
     hsv = color.rgb2hsv(sprite[..., :3])
     if hue is not None:
         hsv[..., 0] = hue / 360
-    hsv[..., 1] = np.minimum(hsv[..., 1], 1.0) * 0.3 + saturation * 0.7
+    hsv[..., 1] = hsv[..., 1] * 0.3 + saturation * 0.7
     hsv[..., 2] = np.clip(hsv[..., 2] * value_scale + (0.35 if colour == "white" else 0), 0, 1)
     rgb = (color.hsv2rgb(hsv) * 255).round().astype(np.uint8)
     return np.dstack([rgb, sprite[..., 3]])

@@ -31,7 +31,6 @@ CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 PIXEL_ORDERS = {"BGRA": (2, 1, 0, 3), "RGBA": (0, 1, 2, 3)}
 
 PROMPT_CHARS_IN_NAME = 40
-CHECKED_OPTIONS = ("steps", "guidance", "seed", "variations", "preview_interval", "detail")
 # the `detail` option's values as both editors name them
 DETAIL_LABELS = {"off": "Off (resampled)", "fast": "Fast (Real-ESRGAN)", "best": "Best (slower)"}
 MIN_CONTEXT_PADDING = 32  # pixels of context around a selection, at least
@@ -358,7 +357,7 @@ def build_fill_request(image: dict, mask: dict, options: FillOptions) -> dict:
         "prompt": prompt,
         "negative_prompt": " ".join((options.negative_prompt or "").split()) or None,
         "precision": check_precision(options.precision),
-        **{name: getattr(options, name) for name in CHECKED_OPTIONS},
+        **{name: getattr(options, name) for name in protocol.CHECKED_OPTIONS},
     }
     try:
         protocol.validate_fill({"type": protocol.FILL, **request})

@@ -135,6 +135,10 @@ FILL_OPTIONS: dict[str, FillOption] = {
         ),
     )
 }  # fmt: skip
+# the options check_option checks (the prompt texts and precision have checks of their own)
+CHECKED_OPTIONS = tuple(
+    name for name in FILL_OPTIONS if name not in ("negative_prompt", "precision")
+)
 FILL_DEFAULTS: dict[str, Any] = {
     "mask": None,
     "box": None,
@@ -334,7 +338,7 @@ def validate_fill(request: dict[str, Any]) -> dict[str, Any]:
     out["prompt"] = _check_text(request.get("prompt"), "prompt", required=True)
     out["negative_prompt"] = _check_text(out["negative_prompt"], "negative_prompt", required=False)
     out["precision"] = _check_precision(out["precision"])
-    for name in ("steps", "guidance", "seed", "variations", "preview_interval", "detail"):
+    for name in CHECKED_OPTIONS:
         out[name] = check_option(name, out[name])
     if out["variations"] * image["width"] * image["height"] > MAX_OUTPUT_PIXELS:
         raise ProtocolError(
