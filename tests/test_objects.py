@@ -11,6 +11,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from needs import needs
+from scipy import ndimage
 
 from smartbrush.cli import main
 from smartbrush.research import objects
@@ -149,6 +150,33 @@ def test_recoloured_objects_take_the_colour_and_say_it_and_test_scenes_stay_as_t
     assert not objects.RECOLOURABLE & {"blue heart", "green apple", "red apple", "orange"}
 
 
+def test_a_scene_asked_in_a_colour_is_the_same_scene_with_its_object_recoloured(small_world):
+    """The evaluation's colour on any object: scene(split, i, colour=c) moves nothing but the object's
+    pixels, and refuses what may not be recoloured."""
+    from skimage import color
+
+    world = objects.ObjectsWorld(small_world, recolour_fraction=0.4)
+    checked = 0
+    for index in range(12):
+        plain = world.scene("test", index)
+        if plain.label not in objects.RECOLOURABLE:
+            with pytest.raises(ValueError, match="cannot be recoloured"):
+                world.scene("test", index, colour="blue")
+            continue
+        blue = world.scene("test", index, colour="blue")
+        assert np.array_equal(blue.mask, plain.mask) and blue.label == plain.label
+        assert np.array_equal(blue.background, plain.background)
+        moved = (blue.image != plain.image).any(-1)  # the object and its soft edge, nothing else
+        assert moved[blue.mask].mean() > 0.9
+        assert ndimage.distance_transform_edt(~blue.mask)[moved].max() < 6  # resampling's fringe
+        hue = color.rgb2hsv(np.median(blue.image[blue.mask], 0) / 255)[0] * 360
+        assert abs(hue - objects.RECOLOURS["blue"][0]) < 15
+        checked += 1
+    assert checked >= 3
+    with pytest.raises(ValueError, match="cannot be recoloured"):
+        world.scene("test", 0, colour="teal")
+
+
 def test_evaluation_prompts_are_never_trained_on():
     training = set(objects.all_training_prompts())
     rng = np.random.default_rng(0)
@@ -158,6 +186,10 @@ def test_evaluation_prompts_are_never_trained_on():
         colour = objects.BY_NAME[name].colour
         if colour:
             assert objects.HELD_OUT_COLOUR_WORDS[colour] in prompt and colour not in prompt
+    for name in sorted(objects.RECOLOURABLE):  # a colour asked of any object ("one azure car here")
+        for colour, word in objects.HELD_OUT_COLOUR_WORDS.items():
+            prompt = objects.held_out_prompt(name, rng, colour)
+            assert prompt not in training and word in prompt and colour not in prompt, prompt
     words = set(" ".join(training).split())
     assert not words & set(objects.HELD_OUT_COLOUR_WORDS.values())
     assert {"crimson", "navy", "lavender"} <= words  # the training colour synonyms are trained on
@@ -240,11 +272,19 @@ class PerfectFiller:
 
     config = {"removal_prompt": None}  # erases through the pipeline's removal only
 
-    def __init__(self, world):
+    def __init__(self, world, colour_shift: int = 0):
         self.world = world
+        self.colour_shift = colour_shift  # paint an asked colour this many COLOURS further on
 
     def __call__(self, image, mask, prompt, precision, seed, **kwargs):
         scene = self.world.scene("test", seed)  # evaluate() uses the scene index as the seed
+        words = {
+            w: c for c, held_out in objects.HELD_OUT_COLOUR_WORDS.items() for w in (c, held_out)
+        }
+        asked = [words[w] for w in prompt.replace(",", "").split() if w in words]
+        if asked and scene.label in objects.RECOLOURABLE:  # a colour asked of any object
+            k = (objects.COLOURS.index(asked[0]) + self.colour_shift) % len(objects.COLOURS)
+            scene = self.world.scene("test", seed, colour=objects.COLOURS[k])
         erase = prompt == ""
         result = scene.background if erase else scene.image
         changed = (result != image).any(-1)
@@ -284,3 +324,41 @@ def test_objects_evaluation_scores_a_perfect_filler_perfectly(small_world):
     assert report["removal"]["blur_fill_psnr"] < 60  # the baseline is measured, not perfect
     assert report["met"]["background_psnr"] and report["met"]["repainted_share"]  # ideal fills pass
     assert "removal: PSNR inf dB" in objects_eval.format_report(report, "perfect")
+    # colour on any object: the asked colour painted is named so, and its hue is the asked one's
+    for mode in ("exact", "box"):
+        assert report[mode]["any_object_colour_accuracy"] == 1.0
+        assert report[mode]["any_object_hue_error"] < 3
+        assert report[mode]["any_object_accuracy"] == report["classifier_on_recoloured_objects"]
+    assert report["met"]["any_object_colour_accuracy"] and report["met"]["any_object_hue_error"]
+    assert report["colour_rule_on_round_trip"] == 1.0  # no autoencoder here: the truth itself
+
+
+def test_the_per_class_table_counts_every_class_alike(small_world):
+    from smartbrush.research import objects_eval
+
+    world = objects.ObjectsWorld(small_world)
+    classifier = objects_eval.CLASSIFIER.train(objects_eval.training_objects(world, 200), steps=60)
+    table = objects_eval.per_class_accuracy(PerfectFiller(world), world, classifier, per_class=2)
+    assert set(table) == set(objects.CLASS_NAMES)
+    for row in table.values():  # a perfect filler is named as its real object is, in both modes
+        assert row["exact"] == row["box"] == row["real"] and row["real"][1] == 2
+        assert row["named_instead"]["exact"] == row["named_instead"]["box"]
+    lines = objects_eval.format_per_class(table).splitlines()
+    assert len(lines) == 2 + len(objects.CLASS_NAMES)
+    shares = [float(line.split("|")[2]) for line in lines[2:]]
+    assert shares == sorted(shares)  # weakest first
+
+
+def test_a_fill_in_the_wrong_colour_is_named_so(small_world):
+    """The colour rule is not lenient: the right object in the next colour of COLOURS is never counted."""
+    from smartbrush.research import objects_eval
+
+    world = objects.ObjectsWorld(small_world)
+    classifier = objects_eval.CLASSIFIER.train(objects_eval.training_objects(world, 100), steps=20)
+    result = objects_eval.colour_on_any_object(
+        PerfectFiller(world, colour_shift=1), world, classifier, n=9, steps=1, guidance=None,
+        mask_threshold=0.5,
+    )  # fmt: skip
+    for mode in ("exact", "box"):
+        assert result[mode]["any_object_colour_accuracy"] == 0.0
+        assert result[mode]["any_object_hue_error"] > 15

@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", help="the world's classifier (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--per-class", type=int, metavar="K",
+        help="objects world: instead, each class's object accuracy over its first K test scenes "
+        "(the weak classes' table, Markdown)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,12 +47,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
+    if args.per_class is not None and args.per_class < 1:
+        raise ValueError("--per-class must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
     if world_of(pipe, args.world) == "objects":
         return _eval_objects(pipe, args)
+    if args.per_class:
+        raise ValueError("--per-class measures the objects world's classes")
     classifier = shapes_eval.CLASSIFIER.load(args.classifier or shapes_eval.CLASSIFIER.default_path)
     started = time.monotonic()
     if not 0 <= args.start <= world.SPLIT_SIZES["test"] - args.n:
@@ -75,6 +84,11 @@ def _eval_objects(pipe, args: argparse.Namespace) -> int:
     spec = objects_eval.CLASSIFIER
     classifier = spec.load(args.classifier or spec.default_path)
     guidance = pipe.config.default_guidance_scale if args.guidance is None else args.guidance
+    if args.per_class:
+        table = objects_eval.per_class_accuracy(pipe, ObjectsWorld(), classifier, args.per_class,
+                                                args.steps, guidance, args.mask_threshold)  # fmt: skip
+        print(json.dumps(table, indent=2) if args.json else objects_eval.format_per_class(table))
+        return 0
     report = objects_eval.evaluate(pipe, ObjectsWorld(), classifier, n=args.n, steps=args.steps,
                                    guidance=guidance,
                                    mask_threshold=args.mask_threshold)  # fmt: skip

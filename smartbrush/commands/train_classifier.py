@@ -29,16 +29,19 @@ def run(args: argparse.Namespace) -> int:
         # not `world`: that name is the shapes-world module the shapes branch below uses
         # (--scenes and --steps are the shapes world's; the objects classifier keeps its own)
         spec = objects_eval.CLASSIFIER
-        objects_world = ObjectsWorld()
+        objects_world = ObjectsWorld(recolour_fraction=objects_eval.CLASSIFIER_RECOLOUR_FRACTION)
         net = spec.train(objects_eval.training_objects(objects_world))
         output = args.output or spec.default_path
         spec.save(net, output)
         found = list(objects_eval.test_scenes(objects_world, 500))
-        (named,) = spec.classify(
-            net, [s.image for _, s in found], [bounding_box(s.mask) for _, s in found]
-        )
-        share = accuracy(named, [s.label for _, s in found])
-        print(f"saved {output}: accuracy on the real objects of 500 test scenes {share:.3f}")
+        recoloured = [c.scene for c in objects_eval.recoloured_cases(objects_world, 200)]
+        for what, scenes in (("500 test scenes", [s for _, s in found]),
+                             ("200 test scenes, recoloured", recoloured)):  # fmt: skip
+            (named,) = spec.classify(
+                net, [s.image for s in scenes], [bounding_box(s.mask) for s in scenes]
+            )
+            share = accuracy(named, [s.label for s in scenes])
+            print(f"{output}: accuracy on the real objects of {what} {share:.3f}")
         return 0
     spec = shapes_eval.CLASSIFIER
     args.output = args.output or str(spec.default_path)

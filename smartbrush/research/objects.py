@@ -373,15 +373,25 @@ class ObjectsWorld:
         self.recolour_fraction = recolour_fraction
 
     def scene(
-        self, split: str, index: int, size: int = 128, distractors: bool = True
+        self,
+        split: str,
+        index: int,
+        size: int = 128,
+        distractors: bool = True,
+        colour: str | None = None,
     ) -> ObjectScene:
+        """Scene `index` of a split; with `colour` (one of COLOURS) the same scene with its object
+        recoloured (the evaluation's colour on any object: the object must be RECOLOURABLE)."""
         rng = world.scene_rng(split, index)
         background = self.background(rng, "test" if split == "test" else "train", size)
         label = str(rng.choice(CLASS_NAMES))
-        colour = None  # drawn for training scenes only: the test split stays as it was
+        drawn = None  # drawn for training scenes only: the test split stays as it was
         if split == "train" and self.recolour_fraction and label in RECOLOURABLE:
             if rng.random() < self.recolour_fraction:
-                colour = str(rng.choice(COLOURS))
+                drawn = str(rng.choice(COLOURS))
+        if colour is not None and (colour not in COLOURS or label not in RECOLOURABLE):
+            raise ValueError(f"scene {split}/{index} ({label}) cannot be recoloured {colour!r}")
+        colour = colour or drawn
         target, alpha, box = self.place(
             rng, label, size, SIZE_WORDS["small"][0], SIZE_WORDS["large"][1], colour=colour
         )
@@ -550,11 +560,13 @@ def all_training_prompts() -> list[str]:
     return sorted(prompts)
 
 
-def held_out_prompt(label: str, rng: np.random.Generator) -> str:
-    """An evaluation prompt no training example used: a held-out template, and for the coloured shapes a
-    held-out colour word ("a violet heart")."""
+def held_out_prompt(label: str, rng: np.random.Generator, colour: str | None = None) -> str:
+    """An evaluation prompt no training example used: a held-out template, and for the coloured shapes
+    (or with `colour`, for a recoloured object) a held-out colour word ("a violet heart", "one azure car
+    here")."""
     cls = BY_NAME[label]
-    name = f"{HELD_OUT_COLOUR_WORDS[cls.colour]} {cls.shape}" if cls.colour else label
+    colour = colour or cls.colour
+    name = f"{HELD_OUT_COLOUR_WORDS[colour]} {cls.shape or label}" if colour else label
     return str(rng.choice(HELD_OUT_TEMPLATES)).format(name=name)
 
 

@@ -17,6 +17,15 @@ more than CHANGED (max over channels). Metrics:
                            result (its own accuracy on the real objects of the test scenes is reported)
     colour-word accuracy   coloured shapes asked for with held-out words ("a picture of a violet heart"):
                            the classifier's class has the asked colour
+    colour on any object   recolourable objects asked for in a colour (objects.RECOLOURABLE; the colour
+                           drawn per scene), half with training words ("a blue car"), half held-out
+                           ("one azure car here"). The generated object's mean CIELAB colour is named by
+                           the nearest (CIEDE2000) of the scene's own object recoloured in each of the
+                           nine colours: colour accuracy = named as asked; hue error = CIELAB hue angle
+                           against the object in the asked colour (chromatic colours); object accuracy
+                           = the classifier names the class (it is trained on recoloured objects too).
+                           Beside: the classifier on the real recoloured objects, and the colour rule on
+                           the autoencoder's round trip of them (what a perfect latent could reach)
     exact-mask IoU         generated object vs the given mask (exact mode)
     predicted-mask IoU     the pipeline's predicted mask vs the generated object (box mode)
     background PSNR/SSIM   inside the box, outside the generated object, vs the true background (box mode),
@@ -33,6 +42,9 @@ more than CHANGED (max over channels). Metrics:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from scipy import ndimage
@@ -66,12 +78,21 @@ GOALS = {
     "background_psnr": evaluation.Goal(30.0, "box"),
     "background_ssim": evaluation.Goal(0.95, "box"),
     "repainted_share": evaluation.Goal(1.3, "box", at_most=True),
+    "any_object_colour_accuracy": evaluation.Goal(0.85, "both"),
+    "any_object_hue_error": evaluation.Goal(15.0, "both", at_most=True),
 }
+
+
+# the classifier's training objects are recoloured this often (of the recolourable ones), so that it
+# names a blue car a car
+CLASSIFIER_RECOLOUR_FRACTION = 0.4
+# colours whose hue angle means something (black and white are greys)
+CHROMATIC = tuple(c for c in objects.COLOURS if objects.RECOLOURS[c][0] is not None)
 
 
 def training_objects(world, scenes: int = 4000):
     """The classifier's samples (image, box, class index): the real objects of training scenes from a
-    seed range model training never reaches."""
+    seed range model training never reaches (recoloured as `world` recolours them)."""
     for index in range(9_000_000, 9_000_000 + scenes):
         scene = world.scene("train", index)
         yield scene.image, bounding_box(scene.mask), objects.CLASS_NAMES.index(scene.label)
@@ -109,15 +130,111 @@ def autoencoder_round_trip(pipe, image: np.ndarray) -> np.ndarray:
     )
 
 
+def mean_lab(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The mean CIELAB colour of an image's pixels in a region."""
+    from skimage import color
+
+    return color.rgb2lab(image[region].astype(np.float64)[None] / 255)[0].mean(0)
+
+
+def hue_error(measured: np.ndarray, asked: np.ndarray) -> float:
+    """The CIELAB hue angle between two Lab colours, in degrees (0-180)."""
+    difference = abs(
+        np.degrees(np.arctan2(measured[2], measured[1]) - np.arctan2(asked[2], asked[1]))
+    )
+    return float(min(difference % 360, 360 - difference % 360))
+
+
+def colour_named(measured: np.ndarray, references: dict[str, np.ndarray]) -> str:
+    """The colour whose reference (Lab) is nearest to a measured Lab colour (CIEDE2000)."""
+    from skimage import color
+
+    return min(references, key=lambda c: float(color.deltaE_ciede2000(measured, references[c])))
+
+
+@dataclass(frozen=True)
+class RecolouredCase(evaluation.Case):
+    colour: str = ""  # the colour asked for
+    references: dict = field(default_factory=dict)  # colour -> the object's mean Lab in that colour
+    held_out_words: bool = False
+
+
+def recoloured_cases(world, n: int, split: str = "test") -> Iterator[RecolouredCase]:
+    """n test scenes with a recolourable object, each asked for in a colour drawn from its index: even
+    indices with training words ("a blue car"), odd ones with held-out words ("one azure car here")."""
+    for index, scene in test_scenes(world, n, split=split, recolourable=True):
+        rng = np.random.default_rng(index)
+        colour = str(rng.choice(objects.COLOURS))
+        recoloured = {c: world.scene(split, index, colour=c) for c in objects.COLOURS}
+        held_out = index % 2 == 1
+        prompt = (
+            objects.held_out_prompt(scene.label, rng, colour)
+            if held_out
+            else f"a {colour} {scene.label}"
+        )
+        yield RecolouredCase(
+            index, recoloured[colour], scene.background, scene.mask, prompt, colour,
+            {c: mean_lab(s.image, scene.mask) for c, s in recoloured.items()}, held_out,
+        )  # fmt: skip
+
+
+def colour_on_any_object(pipe, world, classifier, n: int, steps: int, guidance: float | None,
+                         mask_threshold: float, split: str = "test") -> dict:  # fmt: skip
+    """The colour-on-any-object measures of this module's docstring, per mode, and the two beside."""
+    cases = list(recoloured_cases(world, n, split))
+    hits: dict[str, dict[str, list]] = {m: {"colour": [], "object": [], "hue": [], "held_out": []}
+                                        for m in evaluation.MODES}  # fmt: skip
+    for done in evaluation.fill_both_ways(pipe, cases, _generated, steps, guidance, mask_threshold):
+        case = cast(RecolouredCase, done.case)
+        row = hits[done.mode]
+        (named,) = CLASSIFIER.classify(classifier, [done.after], [bounding_box(case.mask)])
+        row["object"].append(named[0] == case.scene.label)
+        painted = done.generated.any()  # nothing painted: neither the colour nor its hue
+        measured = mean_lab(done.after, done.generated) if painted else None
+        row["colour"].append(painted and colour_named(measured, case.references) == case.colour)
+        if case.colour in CHROMATIC:
+            row["hue"].append(
+                hue_error(measured, case.references[case.colour]) if painted else 180.0
+            )
+        row["held_out"].append(case.held_out_words)
+    result: dict = {}
+    for mode, row in hits.items():
+        held_out = np.array(row["held_out"], bool)
+        colour = np.array(row["colour"], bool)
+        result[mode] = {
+            "any_object_colour_accuracy": evaluation.mean(colour),
+            "any_object_colour_accuracy_held_out_words": evaluation.mean(colour[held_out]),
+            "any_object_colour_accuracy_training_words": evaluation.mean(colour[~held_out]),
+            "any_object_hue_error": float(np.median(row["hue"])) if row["hue"] else float("nan"),
+            "any_object_accuracy": evaluation.mean(row["object"]),
+        }
+    (named,) = CLASSIFIER.classify(
+        classifier, [c.scene.image for c in cases], [bounding_box(c.mask) for c in cases]
+    )
+    result["classifier_on_recoloured_objects"] = evaluation.accuracy(
+        named, [c.scene.label for c in cases]
+    )
+    result["colour_rule_on_round_trip"] = evaluation.mean([
+        colour_named(mean_lab(autoencoder_round_trip(pipe, c.scene.image), c.mask), c.references)
+        == c.colour
+        for c in cases
+    ])  # fmt: skip
+    return result
+
+
 # -- evaluation ----------------------------------------------------------------------------------------
 
 
-def test_scenes(world, n: int, start: int = 0, coloured: bool = False, split: str = "test"):
-    """The first n test scenes from `start` (with coloured: only those whose object is a coloured shape)."""
+def test_scenes(world, n: int, start: int = 0, coloured: bool = False, split: str = "test",
+                recolourable: bool = False):  # fmt: skip
+    """The first n test scenes from `start` (with coloured: only those whose object is a coloured shape;
+    with recolourable: only those whose object may be recoloured)."""
     index, found = start, 0
     while found < n:
         scene = world.scene(split, index)
-        if not coloured or objects.BY_NAME[scene.label].colour:
+        if (not coloured or objects.BY_NAME[scene.label].colour) and (
+            not recolourable or scene.label in objects.RECOLOURABLE
+        ):
             yield index, scene
             found += 1
         index += 1
@@ -204,6 +321,9 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
         asked = objects.BY_NAME[done.case.scene.label].colour
         colour_hits[done.mode].append(objects.BY_NAME[named[0]].colour == asked)
 
+    any_object = colour_on_any_object(pipe, world, classifier, max(9, n // 2), steps, guidance,
+                                      mask_threshold, split)  # fmt: skip
+
     report: dict = evaluation.report_header(n, steps, guidance, mask_threshold)
     (named,) = CLASSIFIER.classify(classifier, real, boxes)
     report["classifier_on_real_objects"] = evaluation.mean([c == t for c, t in zip(named, truths)])
@@ -219,7 +339,10 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
             "colour_word_accuracy": evaluation.mean(colour_hits[mode]),
             **evaluation.mask_ious(mode_rows),
             "repainted_share": evaluation.mean([r["repainted_share"] for r in mode_rows]),
+            **any_object[mode],
         }
+    for key in ("classifier_on_recoloured_objects", "colour_rule_on_round_trip"):
+        report[key] = any_object[key]
     report["box"]["background_psnr"] = background.psnr()
     report["box"]["background_ssim"] = background.mean_ssim()
     report["box"]["autoencoder_round_trip_psnr"] = round_trip.psnr()
@@ -246,13 +369,70 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     return report
 
 
+def balanced_scenes(world, per_class: int, split: str = "test"):
+    """(index, scene) of the first `per_class` test scenes of every class, in index order."""
+    counts = dict.fromkeys(objects.CLASS_NAMES, 0)
+    index = 0
+    while min(counts.values()) < per_class:
+        scene = world.scene(split, index)
+        if counts[scene.label] < per_class:
+            counts[scene.label] += 1
+            yield index, scene
+        index += 1
+
+
+def per_class_accuracy(pipe, world, classifier, per_class: int = 4, steps: int = 20,
+                       guidance: float | None = None, mask_threshold: float = 0.5,
+                       split: str = "test") -> dict:  # fmt: skip
+    """The weak classes' table: each class's object accuracy per mode over its first `per_class` test
+    scenes, and what the classifier named its misses instead ({label: {mode: [right, scenes],
+    "named_instead": {mode: [names]}}}), beside the classifier's own accuracy on the real objects."""
+    cases = [evaluation.Case(index, scene, scene.background, scene.mask, f"a {scene.label}")
+             for index, scene in balanced_scenes(world, per_class, split)]  # fmt: skip
+    table = {label: {"exact": [0, 0], "box": [0, 0], "real": [0, 0],
+                     "named_instead": {"exact": [], "box": []}}
+             for label in objects.CLASS_NAMES}  # fmt: skip
+    (named,) = CLASSIFIER.classify(
+        classifier, [c.scene.image for c in cases], [bounding_box(c.mask) for c in cases]
+    )
+    for case, name in zip(cases, named, strict=True):
+        row = table[case.scene.label]["real"]
+        row[0], row[1] = row[0] + (name == case.scene.label), row[1] + 1
+    for done in evaluation.fill_both_ways(pipe, cases, _generated, steps, guidance, mask_threshold):
+        (named,) = CLASSIFIER.classify(classifier, [done.after], [bounding_box(done.case.mask)])
+        entry = table[done.case.scene.label]
+        entry[done.mode][0] += named[0] == done.case.scene.label
+        entry[done.mode][1] += 1
+        if named[0] != done.case.scene.label:
+            entry["named_instead"][done.mode].append(named[0])
+    return table
+
+
+def format_per_class(table: dict) -> str:
+    """The table as Markdown, weakest class (the worse mode) first."""
+
+    def share(counts):
+        return counts[0] / max(1, counts[1])
+
+    lines = ["| class | exact | box | classifier on the real objects | named instead (exact; box) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for label, row in sorted(
+        table.items(), key=lambda kv: min(share(kv[1]["exact"]), share(kv[1]["box"]))
+    ):
+        instead = "; ".join(", ".join(row["named_instead"][m]) or "-" for m in evaluation.MODES)
+        lines.append(f"| {label} | {share(row['exact']):.2f} | {share(row['box']):.2f} | "
+                     f"{share(row['real']):.2f} | {instead} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def format_report(report: dict, model: str) -> str:
     fields = ("object {object_accuracy:.3f}", "colour words {colour_word_accuracy:.3f}", *evaluation.IOU_FIELDS,
               "repainted {repainted_share:.2f}x the object")  # fmt: skip
     m = report["box"]
     lines = [
         evaluation.format_header(report, model, "held-out objects-world scenes"),
-        f"  classifier on the real objects: {report['classifier_on_real_objects']:.3f}",
+        f"  classifier on the real objects: {report['classifier_on_real_objects']:.3f}, on them "
+        f"recoloured: {report['classifier_on_recoloured_objects']:.3f}",
         evaluation.format_mode(report, "exact", fields),
         evaluation.format_mode(report, "box", fields)
         + f"\n              background PSNR {m['background_psnr']:.1f} dB, SSIM {m['background_ssim']:.3f} "
@@ -260,6 +440,15 @@ def format_report(report: dict, model: str) -> str:
         f"{m['autoencoder_round_trip_ssim']:.3f}); {100 * m['ring_share_of_background']:.0f} % of it "
         f"repainted (the ring), {m['ring_psnr']:.1f} dB there",
     ]
+    any_object = ("colour on any object {any_object_colour_accuracy:.3f} (training words "
+                  "{any_object_colour_accuracy_training_words:.3f}, held-out "
+                  "{any_object_colour_accuracy_held_out_words:.3f})",
+                  "hue error {any_object_hue_error:.1f} deg", "object {any_object_accuracy:.3f}")  # fmt: skip
+    lines += [evaluation.format_mode(report, mode, any_object) for mode in evaluation.MODES]
+    lines.append(
+        "  the colour rule on the autoencoder's round trip of the true recoloured objects: "
+        f"{report['colour_rule_on_round_trip']:.3f}"
+    )
     t = report["true_scenes"]
     lines.append(
         f"  the true scenes, measured the same way: background PSNR {t['background_psnr']:.1f} dB, "
