@@ -177,6 +177,15 @@ def test_a_scene_asked_in_a_colour_is_the_same_scene_with_its_object_recoloured(
         world.scene("test", 0, colour="teal")
 
 
+def test_no_colour_synonym_is_an_objects_name():
+    """ "a lemon" asks for the fruit, not the yellow shapes' "lemon circle" (the per-class table found it)."""
+    names = {
+        w for c in objects.CLASSES if not c.colour for n in (c.name, *c.synonyms) for w in n.split()
+    }
+    for colour, synonyms in objects.COLOUR_SYNONYMS.items():
+        assert not {w for s in synonyms for w in s.split()} - set(objects.COLOURS) & names, colour
+
+
 def test_evaluation_prompts_are_never_trained_on():
     training = set(objects.all_training_prompts())
     rng = np.random.default_rng(0)

@@ -58,12 +58,13 @@ class ObjectClass:
 
 # More words for each colour, used in training captions so that the text encoder's sense of colour, not
 # nine fixed words, is what the model learns to follow; evaluation's colour words (HELD_OUT_COLOUR_WORDS,
-# below) are none of these.
+# below) are none of these, and none is an object's name: "lemon", "tangerine", "cherry red" and "coffee"
+# were, and the lemon and the orange came out as yellow and orange shapes (issue 32's per-class table).
 COLOUR_SYNONYMS = {
-    "red": ("crimson", "ruby", "cherry red"), "orange": ("tangerine", "pumpkin", "bright orange"),
-    "yellow": ("lemon", "canary yellow", "sunny yellow"), "green": ("lime", "jade", "forest green"),
+    "red": ("crimson", "ruby", "blood red"), "orange": ("apricot", "pumpkin", "bright orange"),
+    "yellow": ("mustard", "canary yellow", "sunny yellow"), "green": ("lime", "jade", "forest green"),
     "blue": ("navy", "cobalt", "sky blue"), "purple": ("lavender", "plum", "lilac"),
-    "brown": ("tan", "coffee", "chestnut"), "black": ("jet black", "coal", "pitch black"),
+    "brown": ("tan", "walnut", "chestnut"), "black": ("jet black", "coal", "pitch black"),
     "white": ("snow white", "pearl", "milky white"),
 }  # fmt: skip
 
