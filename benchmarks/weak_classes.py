@@ -6,15 +6,15 @@ first test scene's real object beside the model's fill of it, exact mask and box
 
 Four classes a row, each: the real object (the scene), the exact-mask fill, the box fill (the crop
 around the object's box, 2x); the classes, in order, and what the classifier named each fill are
-printed. With the
-classifier's accuracy on the autoencoder's round trip of the same real objects, to tell a model that
-cannot draw a class from a classifier or an autoencoder that cannot show it.
+printed, with the classifier's accuracy on the autoencoder's round trip of the same real objects, to
+tell a model that cannot draw a class from a classifier or an autoencoder that cannot show it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def main() -> None:
     from smartbrush.research.objects import ObjectsWorld
     from smartbrush.runtime.loading import load_pipeline
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("table", help="the JSON of `smartbrush eval --per-class K --json`")
     parser.add_argument("--model", default="demo")
     parser.add_argument("--below", type=float, default=0.5, help="a class is weak under this share")
@@ -36,15 +36,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    table = json.loads(open(args.table).read())
+    table = json.loads(Path(args.table).read_text())
 
-    def share(counts):
-        return counts[0] / max(1, counts[1])
-
-    weak = sorted(
-        (label for label, row in table.items() if min(share(row["exact"]), share(row["box"])) < args.below),
-        key=lambda label: min(share(table[label]["exact"]), share(table[label]["box"])),
-    )  # fmt: skip
+    share = objects_eval.share
+    weak = [label for label in objects_eval.weakest_first(table)
+            if min(share(table[label]["exact"]), share(table[label]["box"])) < args.below]  # fmt: skip
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
     objects_world = ObjectsWorld()
@@ -55,7 +51,9 @@ def main() -> None:
     rows, round_trips = [], []
     for label in weak:
         index, scene = scenes[label]
-        x, y, width, height = bounding_box(scene.mask)
+        box = bounding_box(scene.mask)
+        assert box is not None  # every scene has its object
+        x, y, width, height = box
         side = int(max(width, height) * 1.4) + 4
         cx, cy = x + width // 2, y + height // 2
         y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)

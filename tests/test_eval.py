@@ -92,6 +92,9 @@ def test_eval_command_prints_json(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "nothing"), "--n", "1"]) == 2
     assert "(no such file or folder): expected demo, shapes, a folder" in capsys.readouterr().err
     assert main(["eval", "--model", str(folder), "--n", "0"]) == 2
+    assert main(["eval", "--model", str(folder), "--per-class", "0"]) == 2
+    assert main(["eval", "--model", str(folder), "--per-class", "2"]) == 2  # a shapes model
+    assert "--per-class measures the objects world's classes" in capsys.readouterr().err
 
 
 def test_box_mask_of_a_scene_covers_its_object():

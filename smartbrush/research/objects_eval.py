@@ -189,13 +189,16 @@ def colour_on_any_object(pipe, world, classifier, n: int, steps: int, guidance: 
         row = hits[done.mode]
         (named,) = CLASSIFIER.classify(classifier, [done.after], [bounding_box(case.mask)])
         row["object"].append(named[0] == case.scene.label)
-        painted = done.generated.any()  # nothing painted: neither the colour nor its hue
-        measured = mean_lab(done.after, done.generated) if painted else None
-        row["colour"].append(painted and colour_named(measured, case.references) == case.colour)
-        if case.colour in CHROMATIC:
-            row["hue"].append(
-                hue_error(measured, case.references[case.colour]) if painted else 180.0
-            )
+        chromatic = case.colour in CHROMATIC
+        if done.generated.any():
+            measured = mean_lab(done.after, done.generated)
+            row["colour"].append(colour_named(measured, case.references) == case.colour)
+            if chromatic:
+                row["hue"].append(hue_error(measured, case.references[case.colour]))
+        else:  # nothing painted: neither the colour nor its hue
+            row["colour"].append(False)
+            if chromatic:
+                row["hue"].append(180.0)
         row["held_out"].append(case.held_out_words)
     result: dict = {}
     for mode, row in hits.items():
@@ -408,17 +411,24 @@ def per_class_accuracy(pipe, world, classifier, per_class: int = 4, steps: int =
     return table
 
 
+def share(counts: list[int]) -> float:
+    """A per-class table's [right, scenes] as a share."""
+    return counts[0] / max(1, counts[1])
+
+
+def weakest_first(table: dict) -> list[str]:
+    """A per-class table's classes, by their worse mode's share, weakest first."""
+    return sorted(
+        table, key=lambda label: min(share(table[label]["exact"]), share(table[label]["box"]))
+    )
+
+
 def format_per_class(table: dict) -> str:
     """The table as Markdown, weakest class (the worse mode) first."""
-
-    def share(counts):
-        return counts[0] / max(1, counts[1])
-
     lines = ["| class | exact | box | classifier on the real objects | named instead (exact; box) |",
              "|---|---|---|---|---|"]  # fmt: skip
-    for label, row in sorted(
-        table.items(), key=lambda kv: min(share(kv[1]["exact"]), share(kv[1]["box"]))
-    ):
+    for label in weakest_first(table):
+        row = table[label]
         instead = "; ".join(", ".join(row["named_instead"][m]) or "-" for m in evaluation.MODES)
         lines.append(f"| {label} | {share(row['exact']):.2f} | {share(row['box']):.2f} | "
                      f"{share(row['real']):.2f} | {instead} |")  # fmt: skip
