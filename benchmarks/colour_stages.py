@@ -39,9 +39,10 @@ def lab(rgb) -> np.ndarray:
 
 def hue_error(measured, target) -> tuple[float, float]:
     """(hue angle difference in degrees, CIEDE2000) of two RGB colours."""
+    from smartbrush.research import objects_eval
+
     a, b = lab(measured), lab(target)
-    difference = abs(np.degrees(np.arctan2(a[2], a[1]) - np.arctan2(b[2], b[1]))) % 360
-    return float(min(difference, 360 - difference)), float(color.deltaE_ciede2000(a, b))
+    return objects_eval.hue_error(a, b), float(color.deltaE_ciede2000(a, b))
 
 
 def sprite_colours() -> dict[str, np.ndarray]:

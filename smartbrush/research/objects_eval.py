@@ -332,13 +332,9 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     report["classifier_on_real_objects"] = evaluation.mean([c == t for c, t in zip(named, truths)])
     for mode, mode_rows in rows.items():
         (named,) = CLASSIFIER.classify(classifier, [r["after"] for r in mode_rows], boxes)
-        per_class: dict[str, list[int]] = {}  # label -> [named right, scenes]
-        for name, truth in zip(named, truths, strict=True):
-            counts = per_class.setdefault(truth, [0, 0])
-            counts[0], counts[1] = counts[0] + (name == truth), counts[1] + 1
         report[mode] = {
             "object_accuracy": evaluation.mean([c == t for c, t in zip(named, truths)]),
-            "per_class": dict(sorted(per_class.items())),
+            "per_class": dict(sorted(tally(named, truths).items())),
             "colour_word_accuracy": evaluation.mean(colour_hits[mode]),
             **evaluation.mask_ious(mode_rows),
             "repainted_share": evaluation.mean([r["repainted_share"] for r in mode_rows]),
@@ -372,6 +368,15 @@ def evaluate(pipe, world, classifier, n: int = 48, steps: int = 20, guidance: fl
     return report
 
 
+def tally(named: list[str], truths: list[str]) -> dict[str, list[int]]:
+    """Per true label: [named right, scenes]."""
+    counts: dict[str, list[int]] = {}
+    for name, truth in zip(named, truths, strict=True):
+        right, scenes = counts.get(truth, (0, 0))
+        counts[truth] = [right + (name == truth), scenes + 1]
+    return counts
+
+
 def balanced_scenes(world, per_class: int, split: str = "test"):
     """(index, scene) of the first `per_class` test scenes of every class, in index order."""
     counts = dict.fromkeys(objects.CLASS_NAMES, 0)
@@ -392,23 +397,21 @@ def per_class_accuracy(pipe, world, classifier, per_class: int = 4, steps: int =
     "named_instead": {mode: [names]}}}), beside the classifier's own accuracy on the real objects."""
     cases = [evaluation.Case(index, scene, scene.background, scene.mask, f"a {scene.label}")
              for index, scene in balanced_scenes(world, per_class, split)]  # fmt: skip
-    table = {label: {"exact": [0, 0], "box": [0, 0], "real": [0, 0],
-                     "named_instead": {"exact": [], "box": []}}
-             for label in objects.CLASS_NAMES}  # fmt: skip
-    (named,) = CLASSIFIER.classify(
-        classifier, [c.scene.image for c in cases], [bounding_box(c.mask) for c in cases]
-    )
-    for case, name in zip(cases, named, strict=True):
-        row = table[case.scene.label]["real"]
-        row[0], row[1] = row[0] + (name == case.scene.label), row[1] + 1
+    truths, boxes = [c.scene.label for c in cases], [bounding_box(c.mask) for c in cases]
+    afters: dict[str, list[np.ndarray]] = {mode: [] for mode in evaluation.MODES}
     for done in evaluation.fill_both_ways(pipe, cases, _generated, steps, guidance, mask_threshold):
-        (named,) = CLASSIFIER.classify(classifier, [done.after], [bounding_box(done.case.mask)])
-        entry = table[done.case.scene.label]
-        entry[done.mode][0] += named[0] == done.case.scene.label
-        entry[done.mode][1] += 1
-        if named[0] != done.case.scene.label:
-            entry["named_instead"][done.mode].append(named[0])
-    return table
+        afters[done.mode].append(done.after)
+    named = {mode: CLASSIFIER.classify(classifier, afters[mode], boxes)[0] for mode in afters}
+    named["real"] = CLASSIFIER.classify(classifier, [c.scene.image for c in cases], boxes)[0]
+    counts = {key: tally(names, truths) for key, names in named.items()}
+    return {
+        label: {
+            **{key: counts[key][label] for key in ("exact", "box", "real")},
+            "named_instead": {mode: [n for n, t in zip(named[mode], truths) if t == label != n]
+                              for mode in evaluation.MODES},
+        }
+        for label in objects.CLASS_NAMES
+    }  # fmt: skip
 
 
 def share(counts: list[int]) -> float:
